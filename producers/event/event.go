@@ -1,0 +1,159 @@
+package event
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// SchemaVersion is the version of the contract this package implements.
+const SchemaVersion = 1
+
+// Kind names what happened.
+type Kind string
+
+// The kinds of event of schema version 1.
+const (
+	CallReceived   Kind = "call.received"
+	CallAnswered   Kind = "call.answered"
+	CallEnded      Kind = "call.ended"
+	CallAbandoned  Kind = "call.abandoned"
+	OrderPlaced    Kind = "order.placed"
+	OrderCancelled Kind = "order.cancelled"
+	Heartbeat      Kind = "heartbeat"
+)
+
+// Kinds lists every kind of schema version 1, in documentation order.
+var Kinds = []Kind{CallReceived, CallAnswered, CallEnded, CallAbandoned, OrderPlaced, OrderCancelled, Heartbeat}
+
+// Known reports whether k is a kind of this schema version.
+func (k Kind) Known() bool {
+	for _, known := range Kinds {
+		if k == known {
+			return true
+		}
+	}
+	return false
+}
+
+// IsCall reports whether k is one of the call.* kinds.
+func (k Kind) IsCall() bool { return strings.HasPrefix(string(k), "call.") }
+
+// IsOrder reports whether k is one of the order.* kinds.
+func (k Kind) IsOrder() bool { return strings.HasPrefix(string(k), "order.") }
+
+// SubjectToken is the kind as one NATS subject token ("call.received" →
+// "call_received").
+func (k Kind) SubjectToken() string { return strings.ReplaceAll(string(k), ".", "_") }
+
+// Channel says how an order came in.
+type Channel string
+
+// Order channels.
+const (
+	ChannelPhone Channel = "phone"
+	ChannelWeb   Channel = "web"
+)
+
+// Source identifies the system that emitted an event. System and Instance
+// are lower-case subject-safe names ([a-z0-9_-], 1 to 64 characters); Seq
+// increases by one per event of that source, starting at 1.
+type Source struct {
+	System   string `json:"system"`
+	Instance string `json:"instance"`
+	Seq      uint64 `json:"seq,omitempty"`
+}
+
+// Key is "system.instance", the source's name in subjects and tables.
+func (s Source) Key() string { return s.System + "." + s.Instance }
+
+// Event is one event of schema version 1. Fields that a kind does not use
+// are left at their zero value and omitted from the JSON encoding.
+type Event struct {
+	EventID       uuid.UUID `json:"event_id"`
+	Kind          Kind      `json:"kind"`
+	SchemaVersion int       `json:"schema_version"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	Source        Source    `json:"source"`
+
+	// Calls (call.*), and the call an order came from.
+	CallID string `json:"call_id,omitempty"`
+	// DNIS is the number dialled (the toll-free number shown on air).
+	DNIS string `json:"dnis,omitempty"`
+	// ANI is the caller's number. Input only: producers hash it into
+	// ANIHash and clear it before publishing.
+	ANI string `json:"ani,omitempty"`
+	// ANIHash is hex HMAC-SHA256 of the caller's number (see HashANI).
+	ANIHash     string `json:"ani_hash,omitempty"`
+	Queue       string `json:"queue,omitempty"`
+	Site        string `json:"site,omitempty"`
+	AgentID     string `json:"agent_id,omitempty"`
+	TalkSeconds int64  `json:"talk_seconds,omitempty"`
+	WaitSeconds int64  `json:"wait_seconds,omitempty"`
+	Disposition string `json:"disposition,omitempty"`
+
+	// Orders (order.*).
+	OrderID      string  `json:"order_id,omitempty"`
+	Offer        string  `json:"offer,omitempty"`
+	SKU          string  `json:"sku,omitempty"`
+	AmountCents  int64   `json:"amount_cents,omitempty"`
+	Currency     string  `json:"currency,omitempty"`
+	UpsellCount  int64   `json:"upsell_count,omitempty"`
+	Continuity   bool    `json:"continuity,omitempty"`
+	PaymentBrand string  `json:"payment_brand,omitempty"`
+	CardLast4    string  `json:"card_last4,omitempty"`
+	Channel      Channel `json:"channel,omitempty"`
+	PromoCode    string  `json:"promo_code,omitempty"`
+	VanityURL    string  `json:"vanity_url,omitempty"`
+	Reason       string  `json:"reason,omitempty"`
+
+	// Heartbeats: how often this source promises one.
+	IntervalSeconds int64 `json:"interval_seconds,omitempty"`
+}
+
+// New returns an event of kind k from src that occurred at t, with a fresh
+// UUIDv7 id. The source sequence is left for the producer to assign.
+func New(k Kind, src Source, t time.Time) *Event {
+	return &Event{
+		EventID:       uuid.Must(uuid.NewV7()),
+		Kind:          k,
+		SchemaVersion: SchemaVersion,
+		OccurredAt:    t.UTC().Truncate(time.Millisecond),
+		Source:        src,
+	}
+}
+
+// Subject is the NATS subject the event is published on:
+// "<prefix>.<kind token>.<system>.<instance>", e.g.
+// "drtv.v1.call_received.acd.tampa-01".
+func (e *Event) Subject(prefix string) string {
+	return prefix + "." + e.Kind.SubjectToken() + "." + e.Source.System + "." + e.Source.Instance
+}
+
+// HashANI returns the keyed hash of a caller's number, after keeping only
+// its digits (so "+1 (813) 555-0100" and "18135550100" hash alike).
+func HashANI(key []byte, ani string) string {
+	digits := make([]byte, 0, len(ani))
+	for i := 0; i < len(ani); i++ {
+		if ani[i] >= '0' && ani[i] <= '9' {
+			digits = append(digits, ani[i])
+		}
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(digits)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// SealANI replaces a raw ANI by its keyed hash. It is a no-op when ANI is
+// empty.
+func (e *Event) SealANI(key []byte) {
+	if e.ANI == "" {
+		return
+	}
+	e.ANIHash = HashANI(key, e.ANI)
+	e.ANI = ""
+}

@@ -1,0 +1,127 @@
+package event
+
+import (
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Limits on field sizes.
+const (
+	MaxStringLen = 256
+	MaxURLLen    = 1024
+)
+
+var (
+	sourceNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	hexHashRe    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	currencyRe   = regexp.MustCompile(`^[A-Z]{3}$`)
+	last4Re      = regexp.MustCompile(`^[0-9]{4}$`)
+	earliest     = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	latest       = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// Validate checks e against the rules of schema version 1 and of its kind,
+// in the form it has on the stream (id, sequence and hashed ANI present).
+// It returns a *ValidationError listing every problem, or nil.
+func (e *Event) Validate() error {
+	var ps problems
+	if e.EventID == uuid.Nil {
+		ps.add("event_id", "is required")
+	} else if e.EventID.Version() != 7 {
+		ps.add("event_id", "must be a UUIDv7")
+	}
+	if e.Kind == "" {
+		ps.add("kind", "is required")
+	} else if !e.Kind.Known() {
+		ps.add("kind", "is not a kind of schema version %d", SchemaVersion)
+	}
+	if e.SchemaVersion != SchemaVersion {
+		ps.add("schema_version", "must be %d", SchemaVersion)
+	}
+	switch {
+	case e.OccurredAt.IsZero():
+		ps.add("occurred_at", "is required")
+	case e.OccurredAt.Before(earliest) || !e.OccurredAt.Before(latest):
+		ps.add("occurred_at", "must be between 2000 and 2100")
+	}
+	if !sourceNameRe.MatchString(e.Source.System) {
+		ps.add("source.system", "must be 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit")
+	}
+	if !sourceNameRe.MatchString(e.Source.Instance) {
+		ps.add("source.instance", "must be 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit")
+	}
+	if e.Source.Seq == 0 {
+		ps.add("source.seq", "is required and starts at 1")
+	}
+	if e.ANI != "" {
+		ps.add("ani", "must be replaced by ani_hash before publishing")
+	}
+	if e.ANIHash != "" && !hexHashRe.MatchString(e.ANIHash) {
+		ps.add("ani_hash", "must be 64 lower-case hex digits (HMAC-SHA256)")
+	}
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{
+		{"call_id", e.CallID, MaxStringLen}, {"dnis", e.DNIS, MaxStringLen}, {"queue", e.Queue, MaxStringLen},
+		{"site", e.Site, MaxStringLen}, {"agent_id", e.AgentID, MaxStringLen}, {"disposition", e.Disposition, MaxStringLen},
+		{"order_id", e.OrderID, MaxStringLen}, {"offer", e.Offer, MaxStringLen}, {"sku", e.SKU, MaxStringLen},
+		{"payment_brand", e.PaymentBrand, MaxStringLen}, {"promo_code", e.PromoCode, MaxStringLen},
+		{"vanity_url", e.VanityURL, MaxURLLen}, {"reason", e.Reason, MaxStringLen},
+	} {
+		if len(f.value) > f.max {
+			ps.add(f.name, "is longer than %d bytes", f.max)
+		}
+	}
+	for _, f := range []struct {
+		name  string
+		value int64
+	}{
+		{"talk_seconds", e.TalkSeconds}, {"wait_seconds", e.WaitSeconds}, {"amount_cents", e.AmountCents},
+		{"upsell_count", e.UpsellCount}, {"interval_seconds", e.IntervalSeconds},
+	} {
+		if f.value < 0 {
+			ps.add(f.name, "must not be negative")
+		}
+	}
+	if e.Currency != "" && !currencyRe.MatchString(e.Currency) {
+		ps.add("currency", "must be an ISO 4217 code of three capital letters, e.g. USD")
+	}
+	if e.CardLast4 != "" && !last4Re.MatchString(e.CardLast4) {
+		ps.add("card_last4", "must be exactly the last 4 digits of the card")
+	}
+	if e.Channel != "" && e.Channel != ChannelPhone && e.Channel != ChannelWeb {
+		ps.add("channel", "must be phone or web")
+	}
+
+	required := func(name, value string) {
+		if value == "" {
+			ps.add(name, "is required for %s", e.Kind)
+		}
+	}
+	switch {
+	case e.Kind.IsCall():
+		required("call_id", e.CallID)
+		required("dnis", e.DNIS)
+		if e.Kind == CallEnded {
+			required("disposition", e.Disposition)
+		}
+	case e.Kind == OrderPlaced:
+		required("order_id", e.OrderID)
+		required("offer", e.Offer)
+		required("currency", e.Currency)
+		required("channel", string(e.Channel))
+	case e.Kind == OrderCancelled:
+		required("order_id", e.OrderID)
+		if e.AmountCents != 0 {
+			required("currency", e.Currency)
+		}
+	case e.Kind == Heartbeat:
+		if e.IntervalSeconds == 0 {
+			ps.add("interval_seconds", "is required for heartbeat and must be at least 1")
+		}
+	}
+	return ps.err()
+}
