@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -90,41 +91,57 @@ func (ps problems) err() error {
 	return &ValidationError{Problems: ps}
 }
 
-// wireEvent is Event's JSON form; occurred_at is kept as text so that a
+// wireEvent is Event's JSON form; times are kept as text so that a
 // malformed time is reported as a problem, not a decoding failure.
 type wireEvent struct {
 	Event
 	OccurredAt string `json:"occurred_at"`
 }
 
-// MarshalJSON writes the one JSON encoding of an event, occurred_at in UTC
-// with milliseconds.
+// timeFields are the JSON fields that hold times, and where they go.
+var timeFields = map[string]func(*Event) *time.Time{
+	"occurred_at": func(e *Event) *time.Time { return &e.OccurredAt },
+	"aired_at":    func(e *Event) *time.Time { return &e.AiredAt },
+	"aired_until": func(e *Event) *time.Time { return &e.AiredUntil },
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(TimeLayout)
+}
+
+// MarshalJSON writes the one JSON encoding of an event, times in UTC with
+// milliseconds.
 func (e Event) MarshalJSON() ([]byte, error) {
 	type plain Event
 	return json.Marshal(struct {
 		plain
 		OccurredAt string `json:"occurred_at"`
-	}{plain: plain(e), OccurredAt: e.OccurredAt.UTC().Format(TimeLayout)})
+		AiredAt    string `json:"aired_at,omitempty"`
+		AiredUntil string `json:"aired_until,omitempty"`
+	}{plain: plain(e), OccurredAt: e.OccurredAt.UTC().Format(TimeLayout), AiredAt: formatTime(e.AiredAt), AiredUntil: formatTime(e.AiredUntil)})
 }
 
 // cardExempt are the top-level fields not scanned for card numbers: their
 // format is checked strictly (ids, times, hashes), or, for ani, the value is
 // replaced by its keyed hash before it goes anywhere.
-var cardExempt = map[string]bool{"event_id": true, "occurred_at": true, "ani": true, "ani_hash": true}
+var cardExempt = map[string]bool{"event_id": true, "occurred_at": true, "aired_at": true, "aired_until": true, "ani": true, "ani_hash": true}
 
-// fieldNames is every top-level JSON field of schema version 1.
+// fieldNames is every top-level JSON field of schema version 1: the JSON
+// names of Event's fields plus the time fields.
 var fieldNames = func() map[string]bool {
 	names := map[string]bool{}
-	b, _ := json.Marshal(Event{})
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(b, &m)
-	for k := range m {
-		names[k] = true
+	t := reflect.TypeOf(Event{})
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
+		}
 	}
-	for _, k := range []string{"call_id", "dnis", "ani", "ani_hash", "queue", "site", "agent_id", "talk_seconds", "wait_seconds", "disposition",
-		"order_id", "offer", "sku", "amount_cents", "currency", "upsell_count", "continuity", "payment_brand", "card_last4", "channel",
-		"promo_code", "vanity_url", "reason", "interval_seconds"} {
-		names[k] = true
+	for name := range timeFields {
+		names[name] = true
 	}
 	return names
 }()
@@ -165,7 +182,7 @@ func Parse(data []byte) (*Event, error) {
 			continue
 		}
 		switch k {
-		case "occurred_at":
+		case "occurred_at", "aired_at", "aired_until":
 			var s string
 			if json.Unmarshal(raw, &s) != nil {
 				ps.add(k, "must be a string with an RFC 3339 time")
@@ -176,7 +193,7 @@ func Parse(data []byte) (*Event, error) {
 				ps.add(k, "must be an RFC 3339 time with a time zone, e.g. 2026-11-25T20:01:02.123Z")
 				continue
 			}
-			ev.OccurredAt = t.UTC().Truncate(time.Millisecond)
+			*timeFields[k](ev) = t.UTC().Truncate(time.Millisecond)
 		case "source":
 			parseSource(raw, &ev.Source, &ps)
 		default:

@@ -25,10 +25,18 @@ const (
 	OrderPlaced    Kind = "order.placed"
 	OrderCancelled Kind = "order.cancelled"
 	Heartbeat      Kind = "heartbeat"
+
+	// Airing events carry the media schedule: an airing as scheduled, a
+	// revision (e.g. a post-log's actual air time or corrected spend), and
+	// a cancellation (did not run).
+	AiringScheduled Kind = "airing.scheduled"
+	AiringRevised   Kind = "airing.revised"
+	AiringCancelled Kind = "airing.cancelled"
 )
 
 // Kinds lists every kind of schema version 1, in documentation order.
-var Kinds = []Kind{CallReceived, CallAnswered, CallEnded, CallAbandoned, OrderPlaced, OrderCancelled, Heartbeat}
+var Kinds = []Kind{CallReceived, CallAnswered, CallEnded, CallAbandoned, OrderPlaced, OrderCancelled, Heartbeat,
+	AiringScheduled, AiringRevised, AiringCancelled}
 
 // Known reports whether k is a kind of this schema version.
 func (k Kind) Known() bool {
@@ -45,6 +53,9 @@ func (k Kind) IsCall() bool { return strings.HasPrefix(string(k), "call.") }
 
 // IsOrder reports whether k is one of the order.* kinds.
 func (k Kind) IsOrder() bool { return strings.HasPrefix(string(k), "order.") }
+
+// IsAiring reports whether k is one of the airing.* kinds.
+func (k Kind) IsAiring() bool { return strings.HasPrefix(string(k), "airing.") }
 
 // SubjectToken is the kind as one NATS subject token ("call.received" →
 // "call_received").
@@ -113,6 +124,23 @@ type Event struct {
 
 	// Heartbeats: how often this source promises one.
 	IntervalSeconds int64 `json:"interval_seconds,omitempty"`
+
+	// Airings (airing.*). AiringID identifies the airing across revisions;
+	// Offer, DNIS, PromoCode and VanityURL above tie responses to it.
+	AiringID  string `json:"airing_id,omitempty"`
+	Station   string `json:"station,omitempty"`
+	Market    string `json:"market,omitempty"`
+	MediaType string `json:"media_type,omitempty"`
+	ISCI      string `json:"isci,omitempty"`
+	// AiredAt is when the airing ran (or is scheduled to run); for a
+	// schedule that gives only a window, its start.
+	AiredAt time.Time `json:"-"`
+	// AiredUntil is the end of a scheduled window, when the exact air time
+	// is not known yet; zero otherwise.
+	AiredUntil    time.Time `json:"-"`
+	LengthSeconds int64     `json:"length_seconds,omitempty"`
+	SpendCents    int64     `json:"spend_cents,omitempty"`
+	DidNotRun     bool      `json:"did_not_run,omitempty"`
 }
 
 // New returns an event of kind k from src that occurred at t, with a fresh

@@ -70,6 +70,8 @@ func (e *Event) Validate() error {
 		{"order_id", e.OrderID, MaxStringLen}, {"offer", e.Offer, MaxStringLen}, {"sku", e.SKU, MaxStringLen},
 		{"payment_brand", e.PaymentBrand, MaxStringLen}, {"promo_code", e.PromoCode, MaxStringLen},
 		{"vanity_url", e.VanityURL, MaxURLLen}, {"reason", e.Reason, MaxStringLen},
+		{"airing_id", e.AiringID, MaxStringLen}, {"station", e.Station, MaxStringLen}, {"market", e.Market, MaxStringLen},
+		{"media_type", e.MediaType, MaxStringLen}, {"isci", e.ISCI, MaxStringLen},
 	} {
 		if len(f.value) > f.max {
 			ps.add(f.name, "is longer than %d bytes", f.max)
@@ -81,6 +83,7 @@ func (e *Event) Validate() error {
 	}{
 		{"talk_seconds", e.TalkSeconds}, {"wait_seconds", e.WaitSeconds}, {"amount_cents", e.AmountCents},
 		{"upsell_count", e.UpsellCount}, {"interval_seconds", e.IntervalSeconds},
+		{"length_seconds", e.LengthSeconds}, {"spend_cents", e.SpendCents},
 	} {
 		if f.value < 0 {
 			ps.add(f.name, "must not be negative")
@@ -118,6 +121,24 @@ func (e *Event) Validate() error {
 		if e.AmountCents != 0 {
 			required("currency", e.Currency)
 		}
+	case e.Kind == AiringScheduled || e.Kind == AiringRevised:
+		required("airing_id", e.AiringID)
+		required("offer", e.Offer)
+		required("station", e.Station)
+		if e.AiredAt.IsZero() {
+			ps.add("aired_at", "is required for %s", e.Kind)
+		}
+		if !e.AiredUntil.IsZero() && e.AiredUntil.Before(e.AiredAt) {
+			ps.add("aired_until", "must not be before aired_at")
+		}
+		if e.SpendCents != 0 {
+			required("currency", e.Currency)
+		}
+		if e.DNIS == "" && e.PromoCode == "" && e.VanityURL == "" {
+			ps.add("dnis", "an airing needs a dnis, promo_code or vanity_url to attribute responses")
+		}
+	case e.Kind == AiringCancelled:
+		required("airing_id", e.AiringID)
 	case e.Kind == Heartbeat:
 		if e.IntervalSeconds == 0 {
 			ps.add("interval_seconds", "is required for heartbeat and must be at least 1")

@@ -3,12 +3,15 @@
 //
 // A card number is 13 to 19 digits that pass the Luhn check, written either
 // contiguously or split by single spaces or dashes ("4111 1111-1111 1111").
-// Detection is deliberately conservative: every window of 13 to 19 digits in
-// a run of digits (separated at most by single spaces or dashes) is checked,
-// so a card number embedded in a longer digit string or glued to letters
-// ("ref4111111111111111x") is still found. The price is that a long numeric
-// identifier that happens to pass Luhn is treated as a card number too; for
-// card data a false alarm is the safe error.
+// A run is digits separated at most by single spaces or dashes; a group is
+// digits written without a separator. Every stretch of a run that begins and
+// ends at group edges and has 13 to 19 digits is checked, so a card number
+// glued to letters ("ref4111111111111111x"), written in groups, or next to
+// other numbers ("qty 1 4111 1111 1111 1111") is found, while a 16-digit
+// number that fails Luhn passes through. A single group longer than 19
+// digits is checked window by window. A numeric identifier that happens to
+// pass Luhn is treated as a card number: for card data a false alarm is the
+// safe error.
 //
 // Nothing in this package ever returns or logs the digits it found.
 package pci

@@ -56,15 +56,41 @@ func luhn(digits []span) bool {
 	return sum%10 == 0
 }
 
-// matches calls fn with the first and last digit offsets of every window of a
-// run that is a card number.
+// matches calls fn with the first and last digit offsets of every card
+// number in s. Candidates are the stretches of a run that begin and end at
+// group edges (a group is digits written without a separator), so
+// "x 4111 1111 1111 1111" and "1 4111111111111111" are found while a 16-digit
+// number failing Luhn is not mistaken for a card by one of its substrings.
+// A group longer than MaxDigits cannot be split at edges, so every window of
+// it is checked.
 func matches(s string, fn func(start, end int) bool) {
 	for _, run := range runs(s) {
-		for n := MinDigits; n <= MaxDigits && n <= len(run); n++ {
-			for i := 0; i+n <= len(run); i++ {
-				if luhn(run[i : i+n]) {
-					if !fn(run[i].pos, run[i+n-1].pos) {
+		// starts[i] and ends[i] mark where group i begins and ends in run.
+		var starts, ends []int
+		for i := range run {
+			if i == 0 || run[i].pos != run[i-1].pos+1 {
+				starts = append(starts, i)
+				if i > 0 {
+					ends = append(ends, i-1)
+				}
+			}
+		}
+		ends = append(ends, len(run)-1)
+		for g, start := range starts {
+			for _, end := range ends[g:] {
+				if n := end - start + 1; n >= MinDigits && n <= MaxDigits && luhn(run[start:end+1]) {
+					if !fn(run[start].pos, run[end].pos) {
 						return
+					}
+				}
+			}
+			if long := ends[g] - start + 1; long > MaxDigits {
+				group := run[start : ends[g]+1]
+				for n := MinDigits; n <= MaxDigits; n++ {
+					for i := 0; i+n <= len(group); i++ {
+						if luhn(group[i:i+n]) && !fn(group[i].pos, group[i+n-1].pos) {
+							return
+						}
 					}
 				}
 			}
@@ -84,21 +110,24 @@ func Contains(s string) bool {
 
 // Mask returns s with every digit of every card number in it replaced by
 // 'X'. Separators and all other text are kept, so the length is unchanged.
+// Masking can leave digits that form a new card-number candidate with
+// their neighbours, so it repeats until none is left (each pass masks at
+// least one digit, so it ends).
 func Mask(s string) string {
-	var b []byte
-	matches(s, func(start, end int) bool {
-		if b == nil {
-			b = []byte(s)
-		}
-		for i := start; i <= end; i++ {
-			if b[i] >= '0' && b[i] <= '9' {
-				b[i] = 'X'
+	b := []byte(s)
+	for {
+		masked := false
+		matches(string(b), func(start, end int) bool {
+			for i := start; i <= end; i++ {
+				if b[i] >= '0' && b[i] <= '9' {
+					b[i] = 'X'
+					masked = true
+				}
 			}
+			return true
+		})
+		if !masked {
+			return string(b)
 		}
-		return true
-	})
-	if b == nil {
-		return s
 	}
-	return string(b)
 }
