@@ -1,0 +1,213 @@
+package chlocal
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultHost           = "127.0.0.1"
+	DefaultStartTimeout   = 60 * time.Second
+	DefaultStopTimeout    = 20 * time.Second
+	DefaultMaxQueryMemory = 2 << 30 // 2 GiB
+)
+
+// User is an extra user written into users.xml. The user "default" always
+// exists, has no password and may connect from loopback addresses only;
+// extra users may connect from any address the server listens on.
+type User struct {
+	// Name of the user: [A-Za-z_][A-Za-z0-9_.-]*, not "default".
+	Name string
+	// Password; stored as its SHA-256 (password_sha256_hex), never in
+	// plain text. Empty means no password.
+	Password string
+	// ReadOnly users may read data but not write it, change settings or run
+	// DDL (profile setting readonly=1).
+	ReadOnly bool
+}
+
+// Config configures a local server.
+type Config struct {
+	// Binary is the server executable; default FindBinary(). A binary whose
+	// name is "clickhouse" is run as the multi-call "clickhouse server".
+	Binary string
+	// Dir holds data, temporary files, logs and the generated
+	// configuration. Required; created if missing.
+	Dir string
+	// Host is the address the server listens on; default "127.0.0.1".
+	Host string
+	// TCPPort is the native protocol port; 0 (default) picks a free port.
+	TCPPort int
+	// HTTPPort is the HTTP port; 0 (default) picks a free port.
+	HTTPPort int
+	// Users are extra users besides "default".
+	Users []User
+	// MaxQueryMemory caps the memory of one query, in bytes; default 2 GiB.
+	MaxQueryMemory int64
+	// StartTimeout bounds how long Start and Restart wait for the server to
+	// answer a ping (the context may shorten it); default 60 s.
+	StartTimeout time.Duration
+	// StopTimeout is how long Stop waits after SIGTERM before it sends
+	// SIGKILL (the context may shorten it); default 20 s.
+	StopTimeout time.Duration
+	// Logger receives start/stop messages; nil discards them.
+	Logger *slog.Logger
+}
+
+var userNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+
+func (c *Config) setDefaults() {
+	if c.Host == "" {
+		c.Host = DefaultHost
+	}
+	if c.MaxQueryMemory == 0 {
+		c.MaxQueryMemory = DefaultMaxQueryMemory
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = DefaultStartTimeout
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = DefaultStopTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports the first invalid field. It does not look for the
+// binary (Start does).
+func (c *Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("chlocal: Dir is required")
+	}
+	for name, p := range map[string]int{"TCPPort": c.TCPPort, "HTTPPort": c.HTTPPort} {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("chlocal: %s %d out of range 0-65535", name, p)
+		}
+	}
+	if c.TCPPort != 0 && c.TCPPort == c.HTTPPort {
+		return fmt.Errorf("chlocal: TCPPort and HTTPPort are both %d", c.TCPPort)
+	}
+	if c.MaxQueryMemory < 0 {
+		return fmt.Errorf("chlocal: MaxQueryMemory %d is negative", c.MaxQueryMemory)
+	}
+	if c.StartTimeout < 0 || c.StopTimeout < 0 {
+		return errors.New("chlocal: StartTimeout and StopTimeout must not be negative")
+	}
+	seen := map[string]bool{"default": true}
+	for i, u := range c.Users {
+		if !userNameRE.MatchString(u.Name) {
+			return fmt.Errorf("chlocal: Users[%d].Name %q: want [A-Za-z_][A-Za-z0-9_.-]*", i, u.Name)
+		}
+		if seen[u.Name] {
+			return fmt.Errorf("chlocal: Users[%d].Name %q: duplicate or reserved", i, u.Name)
+		}
+		seen[u.Name] = true
+	}
+	return nil
+}
+
+// paths of the files and folders under Config.Dir.
+type paths struct {
+	dir, data, tmp, userFiles, formatSchemas, logs, conf string
+}
+
+func newPaths(dir string) paths {
+	return paths{
+		dir:           dir,
+		data:          filepath.Join(dir, "data"),
+		tmp:           filepath.Join(dir, "tmp"),
+		userFiles:     filepath.Join(dir, "user_files"),
+		formatSchemas: filepath.Join(dir, "format_schemas"),
+		logs:          filepath.Join(dir, "log"),
+		conf:          filepath.Join(dir, "config"),
+	}
+}
+
+func (p paths) configFile() string { return filepath.Join(p.conf, "config.xml") }
+func (p paths) usersFile() string  { return filepath.Join(p.conf, "users.xml") }
+func (p paths) serverLog() string  { return filepath.Join(p.logs, "clickhouse-server.log") }
+func (p paths) errorLog() string   { return filepath.Join(p.logs, "clickhouse-server.err.log") }
+func (p paths) stdLog() string     { return filepath.Join(p.logs, "stdout-stderr.log") }
+
+func (p paths) mkdirs() error {
+	for _, d := range []string{p.data, p.tmp, p.userFiles, p.formatSchemas, p.logs, p.conf} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return fmt.Errorf("chlocal: create %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// writeConfig writes config.xml and users.xml for cfg (ports resolved).
+func writeConfig(p paths, cfg *Config) error {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("<yandex>\n")
+	w("  <logger>\n    <level>warning</level>\n    <log>%s</log>\n    <errorlog>%s</errorlog>\n    <size>10M</size>\n    <count>3</count>\n  </logger>\n",
+		esc(p.serverLog()), esc(p.errorLog()))
+	w("  <listen_host>%s</listen_host>\n", esc(cfg.Host))
+	w("  <tcp_port>%d</tcp_port>\n  <http_port>%d</http_port>\n", cfg.TCPPort, cfg.HTTPPort)
+	w("  <path>%s/</path>\n  <tmp_path>%s/</tmp_path>\n", esc(p.data), esc(p.tmp))
+	w("  <user_files_path>%s/</user_files_path>\n  <format_schema_path>%s/</format_schema_path>\n", esc(p.userFiles), esc(p.formatSchemas))
+	w("  <users_config>%s</users_config>\n", esc(p.usersFile()))
+	w("  <default_profile>default</default_profile>\n  <default_database>default</default_database>\n")
+	w("  <timezone>UTC</timezone>\n")
+	// Small caches: several servers may share a 2-core machine in tests.
+	w("  <mark_cache_size>67108864</mark_cache_size>\n  <uncompressed_cache_size>67108864</uncompressed_cache_size>\n")
+	w("  <max_concurrent_queries>64</max_concurrent_queries>\n")
+	w("  <mlock_executable>false</mlock_executable>\n")
+	// Seconds a stopping server waits for running queries (default 5).
+	w("  <shutdown_wait_unfinished>3</shutdown_wait_unfinished>\n")
+	w("</yandex>\n")
+	if err := os.WriteFile(p.configFile(), []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("chlocal: write config: %w", err)
+	}
+
+	b.Reset()
+	mem := strconv.FormatInt(cfg.MaxQueryMemory, 10)
+	w("<yandex>\n  <profiles>\n")
+	// poll_interval: an idle connection's handler notices a shutdown only
+	// when its poll wakes (default every 10 s), which made Stop take 10 s
+	// while a client pool was open.
+	w("    <default><max_memory_usage>%s</max_memory_usage><poll_interval>1</poll_interval></default>\n", mem)
+	w("    <readonly><max_memory_usage>%s</max_memory_usage><readonly>1</readonly></readonly>\n", mem)
+	w("  </profiles>\n  <users>\n")
+	w("    <default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default>\n")
+	for _, u := range cfg.Users {
+		profile := "default"
+		if u.ReadOnly {
+			profile = "readonly"
+		}
+		pw := "<password></password>"
+		if u.Password != "" {
+			sum := sha256.Sum256([]byte(u.Password))
+			pw = "<password_sha256_hex>" + hex.EncodeToString(sum[:]) + "</password_sha256_hex>"
+		}
+		w("    <%s>%s<networks><ip>::/0</ip></networks><profile>%s</profile><quota>default</quota></%s>\n", u.Name, pw, profile, u.Name)
+	}
+	w("  </users>\n")
+	w("  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>\n")
+	w("</yandex>\n")
+	if err := os.WriteFile(p.usersFile(), []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("chlocal: write users: %w", err)
+	}
+	return nil
+}
+
+func esc(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s)) // a strings.Builder never fails
+	return b.String()
+}
