@@ -32,11 +32,14 @@ const (
 	AiringScheduled Kind = "airing.scheduled"
 	AiringRevised   Kind = "airing.revised"
 	AiringCancelled Kind = "airing.cancelled"
+
+	// OfferConfigured sets an offer's response window and target ratio.
+	OfferConfigured Kind = "offer.configured"
 )
 
 // Kinds lists every kind of schema version 1, in documentation order.
 var Kinds = []Kind{CallReceived, CallAnswered, CallEnded, CallAbandoned, OrderPlaced, OrderCancelled, Heartbeat,
-	AiringScheduled, AiringRevised, AiringCancelled}
+	AiringScheduled, AiringRevised, AiringCancelled, OfferConfigured}
 
 // Known reports whether k is a kind of this schema version.
 func (k Kind) Known() bool {
@@ -141,6 +144,12 @@ type Event struct {
 	LengthSeconds int64     `json:"length_seconds,omitempty"`
 	SpendCents    int64     `json:"spend_cents,omitempty"`
 	DidNotRun     bool      `json:"did_not_run,omitempty"`
+
+	// Offers (offer.configured): the allowable media ratio × 100 (150 means
+	// revenue must be 1.5 × media cost) and the response window in minutes,
+	// for MediaType only when it is set, else the offer's default.
+	TargetRatioPct int64 `json:"target_ratio_pct,omitempty"`
+	WindowMinutes  int64 `json:"window_minutes,omitempty"`
 }
 
 // New returns an event of kind k from src that occurred at t, with a fresh

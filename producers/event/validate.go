@@ -84,6 +84,7 @@ func (e *Event) Validate() error {
 		{"talk_seconds", e.TalkSeconds}, {"wait_seconds", e.WaitSeconds}, {"amount_cents", e.AmountCents},
 		{"upsell_count", e.UpsellCount}, {"interval_seconds", e.IntervalSeconds},
 		{"length_seconds", e.LengthSeconds}, {"spend_cents", e.SpendCents},
+		{"target_ratio_pct", e.TargetRatioPct}, {"window_minutes", e.WindowMinutes},
 	} {
 		if f.value < 0 {
 			ps.add(f.name, "must not be negative")
@@ -139,6 +140,14 @@ func (e *Event) Validate() error {
 		}
 	case e.Kind == AiringCancelled:
 		required("airing_id", e.AiringID)
+	case e.Kind == OfferConfigured:
+		required("offer", e.Offer)
+		if e.WindowMinutes == 0 && e.TargetRatioPct == 0 {
+			ps.add("window_minutes", "offer.configured needs window_minutes or target_ratio_pct")
+		}
+		if e.WindowMinutes > 7*24*60 {
+			ps.add("window_minutes", "must be at most a week (10080)")
+		}
 	case e.Kind == Heartbeat:
 		if e.IntervalSeconds == 0 {
 			ps.add("interval_seconds", "is required for heartbeat and must be at least 1")
