@@ -122,7 +122,9 @@ func (e *Event) Validate() error {
 		if e.AmountCents != 0 {
 			required("currency", e.Currency)
 		}
-	case e.Kind == AiringScheduled || e.Kind == AiringRevised:
+	case e.Kind.IsAiring():
+		// Every airing event carries the airing's whole state, so that the
+		// projection can keep the latest one.
 		required("airing_id", e.AiringID)
 		required("offer", e.Offer)
 		required("station", e.Station)
@@ -138,8 +140,6 @@ func (e *Event) Validate() error {
 		if e.DNIS == "" && e.PromoCode == "" && e.VanityURL == "" {
 			ps.add("dnis", "an airing needs a dnis, promo_code or vanity_url to attribute responses")
 		}
-	case e.Kind == AiringCancelled:
-		required("airing_id", e.AiringID)
 	case e.Kind == OfferConfigured:
 		required("offer", e.Offer)
 		if e.WindowMinutes == 0 && e.TargetRatioPct == 0 {
