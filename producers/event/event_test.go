@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -142,7 +143,20 @@ func FuzzDecode(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"kind":"heartbeat","source":{"system":"a","instance":"b","seq":1},"interval_seconds":5}`))
 	f.Add([]byte(`[1,2]`))
+	f.Add([]byte(`{"occurred_at":null}`))
+	f.Add([]byte(`{"Kind":"heartbeat"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if fast, ok := parseFast(data); ok {
+			slow, err := parseSlow(data)
+			if err != nil {
+				t.Fatalf("fast path accepted what the slow path refuses: %v", err)
+			}
+			fb, _ := json.Marshal(fast)
+			sb, _ := json.Marshal(slow)
+			if string(fb) != string(sb) {
+				t.Fatalf("fast and slow paths differ:\n%s\n%s", fb, sb)
+			}
+		}
 		e, err := Decode(data)
 		if err != nil {
 			if strings.Contains(err.Error(), "4111111111111111") {
@@ -160,4 +174,15 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-decode differs: %v", err)
 		}
 	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	e := validOrder()
+	data, _ := e.Encode()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := Decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
