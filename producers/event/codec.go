@@ -81,7 +81,14 @@ const reasonCard = "looks like a payment card number; card data must never be se
 
 type problems []Problem
 
+// add records a problem. The field name is masked and cut to 64 bytes: an
+// unknown field's name is what the sender wrote, and could hold a card
+// number.
 func (ps *problems) add(field, format string, args ...any) {
+	field = pci.Mask(field)
+	if len(field) > 64 {
+		field = field[:64]
+	}
 	*ps = append(*ps, Problem{Field: field, Reason: fmt.Sprintf(format, args...)})
 }
 
@@ -185,7 +192,7 @@ func parseSlow(data []byte) (*Event, error) {
 	ev := &Event{}
 	for _, k := range keys {
 		raw := fields[k]
-		if !cardExempt[k] && rawHasCard(raw) {
+		if pci.Contains(k) || (!cardExempt[k] && rawHasCard(raw)) {
 			ps.add(k, reasonCard)
 			continue
 		}

@@ -118,6 +118,16 @@ func TestParseReportsAllAndNeverEchoesCards(t *testing.T) {
 	}
 }
 
+func TestCardInFieldNameNotEchoed(t *testing.T) {
+	_, err := Parse([]byte(`{"4111 1111 1111 1111":1,"kind":"heartbeat"}`))
+	if err == nil || strings.Contains(err.Error(), "4111") {
+		t.Fatalf("want a problem that does not echo the key, got %v", err)
+	}
+	if !errors.Is(err, ErrCardNumber) {
+		t.Fatal("a card number as a field name is not a card-number rejection")
+	}
+}
+
 func TestEncodeRefusesCardInAnyField(t *testing.T) {
 	e := validOrder()
 	e.SKU = "sku-4111-1111-1111-1111"

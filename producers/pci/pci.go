@@ -1,5 +1,10 @@
 package pci
 
+import (
+	"regexp"
+	"strings"
+)
+
 const (
 	// MinDigits is the fewest digits a card number has.
 	MinDigits = 13
@@ -13,13 +18,34 @@ type span struct {
 	pos   int
 }
 
+// uuidRe matches a UUID in its canonical text form. Its 32 hex digits can
+// never be one card number, but its digit groups, joined across the
+// dashes, pass Luhn about once in a hundred UUIDs, so UUIDs are not
+// scanned.
+var uuidRe = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}`)
+
 // runs splits s into runs of digits that may be separated by single spaces
-// or dashes. Each run is returned as its digits with their offsets.
+// or dashes. Each run is returned as its digits with their offsets. UUIDs
+// break runs and are skipped.
 func runs(s string) [][]span {
 	var out [][]span
 	var cur []span
+	var skip [][]int
+	if len(s) >= 36 && strings.Count(s, "-") >= 4 {
+		skip = uuidRe.FindAllStringIndex(s, -1)
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if len(skip) > 0 && i >= skip[0][0] {
+			// Inside a UUID: end the current run and jump past it.
+			if len(cur) >= MinDigits {
+				out = append(out, cur)
+			}
+			cur = nil
+			i = skip[0][1] - 1
+			skip = skip[1:]
+			continue
+		}
 		switch {
 		case c >= '0' && c <= '9':
 			cur = append(cur, span{digit: c - '0', pos: i})

@@ -2,6 +2,7 @@ package pci
 
 import (
 	"bytes"
+	"github.com/google/uuid"
 	"log/slog"
 	"strings"
 	"testing"
@@ -95,6 +96,30 @@ func TestGroupEdges(t *testing.T) {
 	} {
 		if got := Contains(tc.in); got != tc.found {
 			t.Errorf("Contains(%q) = %v, want %v", tc.in, got, tc.found)
+		}
+	}
+}
+
+func TestUUIDsAreNotCards(t *testing.T) {
+	// Each of these UUIDs has digit groups that, joined across the dashes,
+	// pass Luhn; none is a card number.
+	for _, id := range []string{
+		"01931234-5678-7123-8123-456789012345",
+		"call 01931234-5678-7123-8123-456789012345 done",
+	} {
+		if Contains(id) {
+			t.Errorf("Contains(%q) = true", id)
+		}
+	}
+	// A card next to a UUID is still found.
+	if !Contains("01931234-5678-7123-8123-456789012345 4111111111111111") {
+		t.Error("card beside a UUID not found")
+	}
+	// Random UUIDs never match.
+	for i := 0; i < 20000; i++ {
+		id := uuid.NewString()
+		if Contains(id) {
+			t.Fatalf("random UUID %s looks like a card", id)
 		}
 	}
 }
