@@ -1,0 +1,53 @@
+package gateway
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons of the rejected-events metric.
+const (
+	rejectInvalid = "invalid" // fails the event contract
+	rejectCard    = "card"    // holds a card number
+	rejectSource  = "source"  // the token may not send for its source
+)
+
+// metrics are the gateway's Prometheus collectors. They always exist;
+// they are registered only when the configuration has a Registerer.
+type metrics struct {
+	requests    *prometheus.CounterVec
+	accepted    *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	unavailable prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "airtally", Subsystem: "gateway", Name: "requests_total",
+			Help: "HTTP requests answered, by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "airtally", Subsystem: "gateway", Name: "events_accepted_total",
+			Help: "Events accepted, by status: acked (by JetStream), spooled (to the local spool) or duplicate.",
+		}, []string{"status"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "airtally", Subsystem: "gateway", Name: "events_rejected_total",
+			Help: "Events rejected, by reason: invalid, card (held a card number) or source (not allowed for the token).",
+		}, []string{"reason"}),
+		unavailable: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "airtally", Subsystem: "gateway", Name: "events_unavailable_total",
+			Help: "Valid events that could be neither published nor spooled (answered 503 for the client to retry).",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.accepted, m.rejected, m.unavailable} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
