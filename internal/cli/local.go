@@ -1,0 +1,402 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/airtally/airtally/consumers/loader"
+	"github.com/airtally/airtally/internal/chlocal"
+	"github.com/airtally/airtally/internal/chsql"
+	"github.com/airtally/airtally/internal/connect"
+	"github.com/airtally/airtally/internal/demoday"
+	"github.com/airtally/airtally/internal/natsembed"
+	"github.com/airtally/airtally/internal/streams"
+	"github.com/airtally/airtally/producers/event"
+	"github.com/airtally/airtally/producers/gateway"
+	"github.com/airtally/airtally/producers/publisher"
+	"github.com/airtally/airtally/schema"
+)
+
+func init() {
+	register(command{name: "local", summary: "local mode: embedded NATS, a local ClickHouse, loader, gateway and a demo broadcast day", run: runLocal})
+}
+
+type localFlags struct {
+	dataDir     string
+	natsPort    int
+	chPort      int
+	chHTTPPort  int
+	httpAddr    string
+	syncAlways  bool
+	serve       bool
+	demo        bool
+	demoDate    string
+	seed        uint64
+	waitTimeout time.Duration
+	database    string
+}
+
+func runLocal(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "local")
+	var lf localFlags
+	var logs logFlags
+	var mf metricsFlags
+	fs.StringVar(&lf.dataDir, "data-dir", ".airtally", "folder for NATS, ClickHouse, spools, keys and logs")
+	fs.IntVar(&lf.natsPort, "nats-port", 4222, "port of the embedded NATS server (127.0.0.1)")
+	fs.IntVar(&lf.chPort, "clickhouse-port", 19000, "native port of the local ClickHouse server (127.0.0.1)")
+	fs.IntVar(&lf.chHTTPPort, "clickhouse-http-port", 18123, "HTTP port of the local ClickHouse server (127.0.0.1)")
+	fs.StringVar(&lf.httpAddr, "http-addr", "127.0.0.1:8080", "address of the HTTP gateway")
+	fs.BoolVar(&lf.syncAlways, "sync-always", false, "make JetStream fsync every write before it acks (sync_interval: always)")
+	fs.BoolVar(&lf.serve, "serve", false, "keep running after the demo until Ctrl-C")
+	fs.BoolVar(&lf.demo, "demo", true, "play the demo broadcast day")
+	fs.StringVar(&lf.demoDate, "demo-date", "", "the demo day, YYYY-MM-DD (default: yesterday, UTC)")
+	fs.Uint64Var(&lf.seed, "seed", 1, "seed of the demo day")
+	fs.DurationVar(&lf.waitTimeout, "wait", 2*time.Minute, "how long to wait for the demo day to be loaded")
+	fs.StringVar(&lf.database, "clickhouse-database", "airtally", "ClickHouse database")
+	logs.register(fs, filepath.Join(".airtally", "airtally.log"))
+	mf.register(fs, "127.0.0.1:9464")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := logs.setup(env); err != nil {
+		return err
+	}
+	day := time.Now().UTC().AddDate(0, 0, -1)
+	if lf.demoDate != "" {
+		d, err := time.Parse("2006-01-02", lf.demoDate)
+		if err != nil {
+			return &flagError{msg: "--demo-date must be YYYY-MM-DD"}
+		}
+		day = d
+	}
+	out := env.Stdout
+	step := func(format string, args ...any) { fmt.Fprintf(out, "• "+format+"\n", args...) }
+
+	binary, err := chlocal.FindBinary()
+	if err != nil {
+		return userErr(err, "no ClickHouse server is installed. Install it with 'apt-get install clickhouse-server' (Debian), or run 'make demo', which installs it")
+	}
+	if err := os.MkdirAll(lf.dataDir, 0o750); err != nil {
+		return userErr(err, "could not create the data folder %s", lf.dataDir)
+	}
+	aniKey, err := localSecret(filepath.Join(lf.dataDir, "ani.key"))
+	if err != nil {
+		return userErr(err, "could not create the caller-number hashing key in %s", lf.dataDir)
+	}
+	token, err := localSecret(filepath.Join(lf.dataDir, "gateway.token"))
+	if err != nil {
+		return userErr(err, "could not create the gateway token in %s", lf.dataDir)
+	}
+
+	reg, stopMetrics, err := mf.serve(env)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+
+	// NATS with JetStream.
+	ns, err := natsembed.Start(natsembed.Config{Dir: filepath.Join(lf.dataDir, "nats"), Port: lf.natsPort, SyncAlways: lf.syncAlways})
+	if err != nil {
+		return userErr(err, "could not start the embedded NATS server on port %d (is it in use? set --nats-port)", lf.natsPort)
+	}
+	defer ns.Stop()
+	step("NATS with JetStream on %s (data in %s, sync %s)", ns.ClientURL(), filepath.Join(lf.dataDir, "nats"), syncName(lf.syncAlways))
+	nc, js, err := jetStream(ctx, env, natsFlags{cfg: connect.NATS{URL: ns.ClientURL()}}, streamFlags{}, "airtally-local", true)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	// ClickHouse.
+	chDir, _ := filepath.Abs(filepath.Join(lf.dataDir, "clickhouse"))
+	chs, err := chlocal.Start(ctx, chlocal.Config{Binary: binary, Dir: chDir, TCPPort: lf.chPort, HTTPPort: lf.chHTTPPort, Logger: env.Log})
+	if err != nil {
+		return userErr(err, "could not start the local ClickHouse server on port %d (is it in use? set --clickhouse-port)", lf.chPort)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := chs.Stop(sctx); err != nil {
+			env.Log.Warn("clickhouse stop", "err", err)
+		}
+	}()
+	conn, err := connect.OpenClickHouse(ctx, connect.ClickHouse{Addrs: []string{chs.Addr()}, Database: lf.database})
+	if err != nil {
+		return userErr(err, "could not reach the local ClickHouse server")
+	}
+	defer conn.Close()
+	if _, err := schema.Migrate(ctx, conn, lf.database); err != nil {
+		return userErr(err, "the schema migrations could not be applied")
+	}
+	step("ClickHouse %s on %s (data in %s), schema migrated", serverVersion(ctx, conn), chs.Addr(), chDir)
+
+	// Loader.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	l, err := loader.New(js, conn, loader.Config{Database: lf.database, Logger: env.Log, Registerer: reg, FlushInterval: 200 * time.Millisecond})
+	if err != nil {
+		return userErr(err, "the loader configuration is not valid")
+	}
+	var wg sync.WaitGroup
+	loaderErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		loaderErr <- l.Run(runCtx)
+	}()
+	defer wg.Wait()
+	defer stopRun()
+
+	// Gateway.
+	gwPub, err := publisher.New(ctx, nc, publisher.Config{SpoolDir: filepath.Join(lf.dataDir, "spool", "gateway"), ANIKey: aniKey, Logger: env.Log, Registerer: reg})
+	if err != nil {
+		return userErr(err, "could not open the gateway's spool")
+	}
+	defer closePublisher(env, gwPub)
+	gw, err := gateway.New(gateway.Config{
+		Tokens: map[string]gateway.Grant{string(token): {Name: "local", System: gateway.Any, Instance: gateway.Any}},
+		Logger: env.Log, Registerer: reg,
+	}, gwPub)
+	if err != nil {
+		return userErr(err, "the gateway configuration is not valid")
+	}
+	ln, err := net.Listen("tcp", lf.httpAddr)
+	if err != nil {
+		return userErr(err, "could not listen on %s (is it in use? set --http-addr)", lf.httpAddr)
+	}
+	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	gwURL := "http://" + ln.Addr().String()
+	step("HTTP gateway on %s (token in %s), loader running, metrics on http://%s/metrics", gwURL, filepath.Join(lf.dataDir, "gateway.token"), mf.addr)
+
+	if lf.demo {
+		d := demoday.Generate(demoday.Config{Date: day, Seed: lf.seed})
+		viaHTTP, viaGo, err := playDemo(ctx, env, d, nc, aniKey, filepath.Join(lf.dataDir, "spool", "demo"), gwURL, string(token))
+		if err != nil {
+			return err
+		}
+		step("demo day %s played: %d events through the HTTP gateway, %d through the Go publisher", day.Format("2006-01-02"), viaHTTP, viaGo)
+		if err := waitLoaded(ctx, conn, lf.database, d, lf.waitTimeout, loaderErr); err != nil {
+			return err
+		}
+		if err := printArrived(ctx, out, conn, lf.database, js, day); err != nil {
+			return userErr(err, "could not read the results back from ClickHouse")
+		}
+	}
+	if lf.serve {
+		step("serving until Ctrl-C")
+		select {
+		case <-ctx.Done():
+		case err := <-loaderErr:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return userErr(err, "the loader stopped")
+			}
+		}
+	}
+	step("shutting down")
+	return nil
+}
+
+func syncName(always bool) string {
+	if always {
+		return "always"
+	}
+	return "every 2m (default)"
+}
+
+// localSecret returns the secret kept in path, creating a random one the
+// first time (mode 0600).
+func localSecret(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) >= 16 {
+		return bytes.TrimSpace(b), nil
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	secret := []byte(hex.EncodeToString(raw))
+	if err := os.WriteFile(path, append(secret, '\n'), 0o600); err != nil {
+		return nil, err
+	}
+	return secret, nil
+}
+
+func serverVersion(ctx context.Context, conn driver.Conn) string {
+	v, err := conn.ServerVersion()
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%d.%d.%d", v.Version.Major, v.Version.Minor, v.Version.Patch)
+}
+
+// playDemo sends the web shop's events through the HTTP gateway (as a
+// system that cannot speak NATS would) and everything else through the Go
+// publisher (as an ACD or agent console would).
+func playDemo(ctx context.Context, env *Env, d demoday.Day, nc *nats.Conn, aniKey []byte, spoolDir, gwURL, token string) (viaHTTP, viaGo int, err error) {
+	var web, rest []*event.Event
+	for _, e := range d.Events {
+		if e.Source == (event.Source{System: demoday.WebShop.System, Instance: demoday.WebShop.Instance, Seq: e.Source.Seq}) {
+			web = append(web, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	pub, err := publisher.New(ctx, nc, publisher.Config{SpoolDir: spoolDir, ANIKey: aniKey, Logger: env.Log})
+	if err != nil {
+		return 0, 0, userErr(err, "could not open the demo producer's spool")
+	}
+	defer closePublisher(env, pub)
+	for start := 0; start < len(rest); start += 500 {
+		batch := rest[start:min(start+500, len(rest))]
+		for i, r := range pub.PublishBatch(ctx, batch) {
+			if r.Err != nil {
+				return 0, 0, userErr(r.Err, "the demo producer could not publish event %s", batch[i].EventID)
+			}
+		}
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	for start := 0; start < len(web); start += 100 {
+		var body bytes.Buffer
+		for _, e := range web[start:min(start+100, len(web))] {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return 0, 0, fmt.Errorf("demo: encode: %w", err)
+			}
+			body.Write(b)
+			body.WriteByte('\n')
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, gwURL+"/v1/events", &body)
+		if err != nil {
+			return 0, 0, fmt.Errorf("demo: request: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, 0, userErr(err, "the demo could not reach the HTTP gateway")
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			env.Log.Error("demo: gateway refused a batch", "status", resp.StatusCode, "body", string(msg))
+			return 0, 0, userErr(fmt.Errorf("status %d", resp.StatusCode), "the HTTP gateway refused part of the demo day")
+		}
+	}
+	return len(web), len(rest), nil
+}
+
+// waitLoaded polls ClickHouse until every event of the day is there.
+func waitLoaded(ctx context.Context, conn driver.Conn, db string, d demoday.Day, timeout time.Duration, loaderErr <-chan error) error {
+	dbq, err := chsql.Ident(db)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(d.Events))
+	for i, e := range d.Events {
+		ids[i] = e.EventID.String()
+	}
+	first, last := d.Events[0].OccurredAt, d.Events[len(d.Events)-1].OccurredAt
+	q := "SELECT count() FROM " + dbq + ".events FINAL WHERE occurred_at BETWEEN " + chsql.Time(first.Truncate(time.Second)) +
+		" AND " + chsql.Time(last) + " AND toString(event_id) IN (SELECT arrayJoin(" + chsql.Strings(ids) + "))"
+	deadline := time.Now().Add(timeout)
+	for {
+		var n uint64
+		if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+			return userErr(err, "could not count the loaded events")
+		}
+		if n >= uint64(len(d.Events)) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return userErr(fmt.Errorf("%d of %d loaded", n, len(d.Events)), "the demo day was not fully loaded in time (%d of %d events); see the log", n, len(d.Events))
+		}
+		select {
+		case err := <-loaderErr:
+			return userErr(err, "the loader stopped before the demo day was loaded")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// printArrived prints what arrived, read back from ClickHouse.
+func printArrived(ctx context.Context, w io.Writer, conn driver.Conn, db string, js jetstream.JetStream, day time.Time) error {
+	dbq, err := chsql.Ident(db)
+	if err != nil {
+		return err
+	}
+	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC)
+	q := "SELECT concat(source_system, '.', source_instance) AS source, count() AS events, countIf(kind = 'call.received') AS calls, " +
+		"countIf(kind = 'call.answered') AS answered, countIf(kind = 'call.abandoned') AS abandoned, countIf(kind = 'order.placed') AS orders, " +
+		"countIf(kind = 'order.cancelled') AS cancelled, sumIf(amount_cents, kind = 'order.placed') AS revenue_cents, " +
+		"countIf(kind = 'heartbeat') AS heartbeats, max(source_seq) AS last_seq FROM " + dbq + ".events FINAL WHERE occurred_at >= " +
+		chsql.Time(from) + " AND occurred_at < " + chsql.Time(from.Add(24*time.Hour)) + " GROUP BY source ORDER BY source"
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		return fmt.Errorf("query arrived: %w", err)
+	}
+	defer rows.Close()
+	fmt.Fprintf(w, "\nWhat arrived for %s, read back from ClickHouse (%s.events FINAL):\n\n", from.Format("2006-01-02"), db)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "source\tevents\tcalls\tanswered\tabandoned\torders\tcancelled\trevenue\theartbeats\tlast seq\t")
+	var total [8]uint64
+	var revenue int64
+	for rows.Next() {
+		var src string
+		var events, calls, answered, abandoned, orders, cancelled, heartbeats uint64
+		var rev int64
+		var lastSeq uint64
+		if err := rows.Scan(&src, &events, &calls, &answered, &abandoned, &orders, &cancelled, &rev, &heartbeats, &lastSeq); err != nil {
+			return fmt.Errorf("scan arrived: %w", err)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t\n", src, events, calls, answered, abandoned, orders, cancelled, dollars(rev), heartbeats, lastSeq)
+		for i, v := range []uint64{events, calls, answered, abandoned, orders, cancelled, heartbeats} {
+			total[i] += v
+		}
+		revenue += rev
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read arrived: %w", err)
+	}
+	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t\t\n", total[0], total[1], total[2], total[3], total[4], total[5], dollars(revenue), total[6])
+	tw.Flush()
+	var dead uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+dbq+".dead_letters FINAL").Scan(&dead); err != nil {
+		return fmt.Errorf("count dead letters: %w", err)
+	}
+	if s, err := js.Stream(ctx, streams.DefaultEventsStream); err == nil {
+		if info, err := s.Info(ctx); err == nil {
+			fmt.Fprintf(w, "\nStream %s holds %d messages; %d dead letters.\n", streams.DefaultEventsStream, info.State.Msgs, dead)
+		}
+	}
+	return nil
+}
+
+// dollars formats integer cents as dollars for display.
+func dollars(cents int64) string {
+	sign := ""
+	if cents < 0 {
+		sign, cents = "-", -cents
+	}
+	return sign + "$" + strconv.FormatInt(cents/100, 10) + "." + fmt.Sprintf("%02d", cents%100)
+}

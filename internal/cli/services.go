@@ -1,0 +1,288 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/airtally/airtally/consumers/loader"
+	"github.com/airtally/airtally/internal/connect"
+	"github.com/airtally/airtally/internal/streams"
+	"github.com/airtally/airtally/producers/gateway"
+	"github.com/airtally/airtally/producers/publisher"
+	"github.com/airtally/airtally/schema"
+)
+
+func init() {
+	register(command{name: "gateway", summary: "run the HTTP gateway (POST /v1/events) for systems that cannot speak NATS", run: runGateway})
+	register(command{name: "loader", summary: "run the ClickHouse loader (JetStream → ClickHouse, exactly once)", run: runLoader})
+	register(command{name: "replay", summary: "rebuild the ClickHouse tables from the stream into a fresh database", run: runReplay})
+}
+
+// jetStream connects to NATS and, if ensure is set, creates or updates the
+// streams.
+func jetStream(ctx context.Context, env *Env, nf natsFlags, sf streamFlags, name string, ensure bool) (*nats.Conn, jetstream.JetStream, error) {
+	cfg := nf.cfg
+	cfg.Name = name
+	nc, err := connect.ConnectNATS(cfg, env.Log)
+	if err != nil {
+		return nil, nil, userErr(err, "could not connect to NATS (check --nats-url and the credentials)")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, userErr(err, "could not use JetStream on the NATS connection")
+	}
+	if ensure {
+		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := streams.Ensure(ectx, js, sf.cfg); err != nil {
+			nc.Close()
+			return nil, nil, userErr(err, "could not create or update the JetStream streams (is JetStream enabled, and may this user manage streams?)")
+		}
+	}
+	return nc, js, nil
+}
+
+// gatewayFlags are the gateway's own flags.
+type gatewayFlags struct {
+	listen, tokensFile, spoolDir, aniKeyFile, tlsCert, tlsKey string
+	spoolMaxBytes, maxBodyBytes                               int64
+	maxEvents                                                 int
+	ensureStreams                                             bool
+}
+
+func (g *gatewayFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.listen, "listen", ":8080", "address to serve HTTP on")
+	fs.StringVar(&g.tokensFile, "tokens-file", "", "file of bearer tokens: one 'token system instance name' per line (required)")
+	fs.StringVar(&g.spoolDir, "spool-dir", "spool/gateway", "folder of the local spool used while NATS is unreachable")
+	fs.Int64Var(&g.spoolMaxBytes, "spool-max-bytes", 1<<30, "spool size limit; when full, requests get 503 (never dropped)")
+	fs.StringVar(&g.aniKeyFile, "ani-key-file", "", "file holding the key that hashes callers' numbers (required)")
+	fs.StringVar(&g.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (with --tls-key)")
+	fs.StringVar(&g.tlsKey, "tls-key", "", "key of --tls-cert")
+	fs.Int64Var(&g.maxBodyBytes, "max-body-bytes", gateway.DefaultMaxBodyBytes, "largest request body (413 beyond)")
+	fs.IntVar(&g.maxEvents, "max-events", gateway.DefaultMaxEvents, "most events in one request (413 beyond)")
+	fs.BoolVar(&g.ensureStreams, "ensure-streams", true, "create or update the JetStream streams at start-up")
+}
+
+func runGateway(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "gateway")
+	var logs logFlags
+	var nf natsFlags
+	var sf streamFlags
+	var mf metricsFlags
+	var gf gatewayFlags
+	logs.register(fs, "-")
+	nf.register(fs)
+	sf.register(fs)
+	mf.register(fs, ":9464")
+	gf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := logs.setup(env); err != nil {
+		return err
+	}
+	if gf.tokensFile == "" {
+		return &flagError{msg: "--tokens-file is required"}
+	}
+	tokens, err := gateway.LoadTokens(gf.tokensFile)
+	if err != nil {
+		return userErr(err, "the tokens file could not be used")
+	}
+	aniKey, err := readKeyFile(gf.aniKeyFile, "--ani-key-file")
+	if err != nil {
+		return err
+	}
+	reg, stopMetrics, err := mf.serve(env)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	nc, _, err := jetStream(ctx, env, nf, sf, "airtally-gateway", gf.ensureStreams)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	pub, err := publisher.New(ctx, nc, publisher.Config{
+		Streams: sf.cfg, SpoolDir: gf.spoolDir, SpoolMaxBytes: gf.spoolMaxBytes, ANIKey: aniKey,
+		Logger: env.Log, Registerer: reg,
+	})
+	if err != nil {
+		return userErr(err, "could not open the spool in %s", gf.spoolDir)
+	}
+	defer closePublisher(env, pub)
+	gw, err := gateway.New(gateway.Config{
+		Tokens: tokens, MaxBodyBytes: gf.maxBodyBytes, MaxEvents: gf.maxEvents, Logger: env.Log, Registerer: reg,
+	}, pub)
+	if err != nil {
+		return userErr(err, "the gateway configuration is not valid")
+	}
+	return serveHTTP(ctx, env, gf.listen, gf.tlsCert, gf.tlsKey, gw.Handler())
+}
+
+// closePublisher closes a publisher, giving it a few seconds to settle.
+func closePublisher(env *Env, pub *publisher.Publisher) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pub.Close(ctx); err != nil {
+		env.Log.Warn("publisher close", "err", err)
+	}
+}
+
+// serveHTTP serves h until ctx ends, then shuts down gracefully.
+func serveHTTP(ctx context.Context, env *Env, addr, certFile, keyFile string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return userErr(err, "could not listen on %s (is the port in use?)", addr)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if certFile != "" || keyFile != "" {
+			errc <- srv.ServeTLS(ln, certFile, keyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	env.Log.Info("gateway listening", "addr", ln.Addr().String(), "tls", certFile != "")
+	select {
+	case err := <-errc:
+		return userErr(err, "the HTTP server stopped")
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		env.Log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+// loaderFlags are the loader's own flags.
+type loaderFlags struct {
+	consumer      string
+	batchSize     int
+	flush         time.Duration
+	migrate       bool
+	maxAckPending int
+}
+
+func (l *loaderFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.consumer, "consumer", loader.DefaultConsumer, "durable consumer shared by all loader instances")
+	fs.IntVar(&l.batchSize, "batch-size", loader.DefaultBatchSize, "most events in one insert")
+	fs.DurationVar(&l.flush, "flush-interval", loader.DefaultFlushInterval, "how long a batch waits for more events")
+	fs.IntVar(&l.maxAckPending, "max-ack-pending", loader.DefaultMaxAckPending, "most unacknowledged events across all loaders (≥ (loaders+1) × batch size)")
+	fs.BoolVar(&l.migrate, "migrate", true, "apply the schema migrations at start-up")
+}
+
+func runLoader(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "loader")
+	var logs logFlags
+	var nf natsFlags
+	var sf streamFlags
+	var cf chFlags
+	var mf metricsFlags
+	var lf loaderFlags
+	logs.register(fs, "-")
+	nf.register(fs)
+	sf.register(fs)
+	cf.register(fs)
+	mf.register(fs, ":9465")
+	lf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := logs.setup(env); err != nil {
+		return err
+	}
+	reg, stopMetrics, err := mf.serve(env)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	chCfg := cf.config().WithDefaults()
+	conn, err := connect.OpenClickHouse(ctx, chCfg)
+	if err != nil {
+		return userErr(err, "could not reach ClickHouse at %v", chCfg.Addrs)
+	}
+	defer conn.Close()
+	if lf.migrate {
+		if _, err := schema.Migrate(ctx, conn, chCfg.Database); err != nil {
+			return userErr(err, "the schema migrations could not be applied")
+		}
+	}
+	nc, js, err := jetStream(ctx, env, nf, sf, "airtally-loader", true)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	l, err := loader.New(js, conn, loader.Config{
+		Database: chCfg.Database, Streams: sf.cfg, Consumer: lf.consumer, BatchSize: lf.batchSize,
+		FlushInterval: lf.flush, MaxAckPending: lf.maxAckPending, Logger: env.Log, Registerer: reg,
+	})
+	if err != nil {
+		return userErr(err, "the loader configuration is not valid")
+	}
+	if err := l.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return userErr(err, "the loader stopped")
+	}
+	return nil
+}
+
+func runReplay(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "replay")
+	var logs logFlags
+	var nf natsFlags
+	var sf streamFlags
+	var cf chFlags
+	var into string
+	logs.register(fs, "-")
+	nf.register(fs)
+	sf.register(fs)
+	cf.register(fs)
+	fs.StringVar(&into, "into", "", "fresh database to rebuild the tables in (required; never the live one)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := logs.setup(env); err != nil {
+		return err
+	}
+	chCfg := cf.config().WithDefaults()
+	if into == "" {
+		return &flagError{msg: "--into is required: name a fresh database"}
+	}
+	if into == chCfg.Database {
+		return &flagError{msg: "--into must differ from --clickhouse-database: replay rebuilds into a fresh database"}
+	}
+	conn, err := connect.OpenClickHouse(ctx, chCfg)
+	if err != nil {
+		return userErr(err, "could not reach ClickHouse at %v", chCfg.Addrs)
+	}
+	defer conn.Close()
+	nc, js, err := jetStream(ctx, env, nf, sf, "airtally-replay", false)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	stats, err := loader.Replay(ctx, js, conn, loader.ReplayConfig{Database: into, Streams: sf.cfg, Logger: env.Log})
+	if err != nil {
+		return userErr(err, "the replay did not complete")
+	}
+	fmt.Fprintf(env.Stdout, "replayed stream %s up to sequence %d into %s: %d messages, %d loaded, %d invalid (in the dead-letter stream), %d batches\n",
+		sf.cfg.WithDefaults().EventsStream, stats.LastSeq, into, stats.Messages, stats.Loaded, stats.Invalid, stats.Batches)
+	return nil
+}
