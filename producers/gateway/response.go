@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/airtally/airtally/producers/event"
-	"github.com/airtally/airtally/producers/pci"
 	"github.com/airtally/airtally/producers/publisher"
 	"github.com/google/uuid"
 )
@@ -91,22 +90,15 @@ const (
 	msgNotReady     = "The gateway cannot accept events right now; please try again after the Retry-After delay."
 )
 
-// newErrorID returns a fresh UUIDv7 for an error response. A UUID whose
-// digits happen to form a Luhn-valid run of 13 to 19 digits across its
-// dashes would be masked by pci.RedactingHandler in the log, and the client
-// could not find its error there: such ids are drawn again.
+// newErrorID returns a fresh UUIDv7 for an error response.
 func newErrorID() string {
-	for {
-		id, err := uuid.NewV7()
-		if err != nil {
-			// NewV7 fails only if the system's random source does; a random
-			// v4 still names the error uniquely.
-			id = uuid.New()
-		}
-		if s := id.String(); !pci.Contains(s) {
-			return s
-		}
+	id, err := uuid.NewV7()
+	if err != nil {
+		// NewV7 fails only if the system's random source does; a random v4
+		// still names the error uniquely.
+		id = uuid.New()
 	}
+	return id.String()
 }
 
 // writeJSON writes v as the response body with the given status.
