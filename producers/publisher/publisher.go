@@ -76,9 +76,12 @@ type Publisher struct {
 	js    jetstream.JetStream
 	spool *spool.Spool
 	seqs  *sequences
-	locks sourceLocks
-	log   *slog.Logger
-	m     *metrics
+	// recent remembers the numbers given to events that came without one,
+	// so that their resends get the same number (see recentSeqs).
+	recent *recentSeqs
+	locks  sourceLocks
+	log    *slog.Logger
+	m      *metrics
 
 	life    context.Context // ends when Close gives up waiting
 	cancel  context.CancelFunc
@@ -157,6 +160,7 @@ func (p *Publisher) restoreSequences(ctx context.Context) error {
 		return fmt.Errorf("publisher: restore sequences: %w", err)
 	}
 	p.seqs = seqs
+	p.recent = newRecentSeqs()
 	return nil
 }
 
@@ -244,6 +248,9 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Receipt, erro
 			return Receipt{EventID: ev.EventID}, fmt.Errorf("publisher: event %s: %w: %w", ev.EventID, ErrUnavailable, err)
 		}
 	}
+	if orig == 0 {
+		p.recent.put(rec.id, rec.seq)
+	}
 	receipt := Receipt{EventID: rec.id, Seq: rec.seq}
 	if p.spool.Empty() && p.connected() {
 		ack, err := p.publishSync(ctx, rec)
@@ -326,6 +333,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []*event.Event) []Resu
 
 	last := map[string]uint64{}
 	reserve := map[string]uint64{}
+	batchSeqs := map[uuid.UUID]uint64{}
 	var items []item
 	for i, ev := range evs {
 		key := keys[i]
@@ -336,6 +344,10 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []*event.Event) []Resu
 			last[key] = p.seqs.peek(key)
 		}
 		orig := ev.Source.Seq
+		if seq, ok := batchSeqs[ev.EventID]; ok && orig == 0 {
+			// The same event twice in one batch: one number for both.
+			ev.Source.Seq = seq
+		}
 		rec, err := p.encode(ev, last[key])
 		if err != nil {
 			res[i].Err = err
@@ -344,6 +356,9 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []*event.Event) []Resu
 		}
 		if rec.seq > last[key] {
 			last[key], reserve[key] = rec.seq, rec.seq
+		}
+		if orig == 0 {
+			batchSeqs[rec.id] = rec.seq
 		}
 		items = append(items, item{i: i, key: key, rec: rec, orig: orig})
 		res[i].Receipt = Receipt{EventID: rec.id, Seq: rec.seq}
@@ -357,6 +372,11 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []*event.Event) []Resu
 				p.m.event(statusUnavailable)
 			}
 			return res
+		}
+	}
+	for _, it := range items {
+		if it.orig == 0 {
+			p.recent.put(it.rec.id, it.rec.seq)
 		}
 	}
 
@@ -491,12 +511,17 @@ func (p *Publisher) prepare(ev *event.Event) (string, error) {
 }
 
 // encode gives ev its sequence number (the source's next one after last,
-// unless the caller set one) and encodes it. On error ev.Source.Seq is
+// unless the caller set one or the event is a resend of one numbered
+// recently) and encodes it. On error ev.Source.Seq is
 // restored, so no number is consumed.
 func (p *Publisher) encode(ev *event.Event, last uint64) (record, error) {
 	orig := ev.Source.Seq
 	if orig == 0 {
-		ev.Source.Seq = last + 1
+		if seq, ok := p.recent.get(ev.EventID); ok {
+			ev.Source.Seq = seq // a resend: the number it had
+		} else {
+			ev.Source.Seq = last + 1
+		}
 	}
 	data, err := ev.Encode()
 	if err != nil {
