@@ -124,8 +124,32 @@ func matches(s string, fn func(start, end int) bool) {
 	}
 }
 
+// hasLongRun reports, without allocating, whether s has a run of at least
+// MinDigits digits (single spaces or dashes allowed between them). Text
+// without one cannot hold a card number, and most text has none.
+func hasLongRun(s string) bool {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			n++
+			if n >= MinDigits {
+				return true
+			}
+		case (c == ' ' || c == '-') && n > 0 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' && s[i-1] >= '0' && s[i-1] <= '9':
+		default:
+			n = 0
+		}
+	}
+	return false
+}
+
 // Contains reports whether s holds anything that looks like a card number.
 func Contains(s string) bool {
+	if !hasLongRun(s) {
+		return false
+	}
 	found := false
 	matches(s, func(int, int) bool {
 		found = true
@@ -140,6 +164,9 @@ func Contains(s string) bool {
 // their neighbours, so it repeats until none is left (each pass masks at
 // least one digit, so it ends).
 func Mask(s string) string {
+	if !hasLongRun(s) {
+		return s
+	}
 	b := []byte(s)
 	for {
 		masked := false

@@ -123,3 +123,13 @@ func TestUUIDsAreNotCards(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkContains(b *testing.B) {
+	text := `{"event_id":"01a21512-cbda-7389-874e-a378ad3c7eb1","kind":"order.placed","schema_version":1,` +
+		`"source":{"system":"shop","instance":"web-1","seq":1234},"order_id":"o-88812","offer":"bright-smile",` +
+		`"amount_cents":1999,"currency":"USD","channel":"web","dnis":"8005550101","occurred_at":"2026-11-25T23:38:03.098Z"}`
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		Contains(text)
+	}
+}
