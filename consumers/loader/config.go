@@ -58,9 +58,9 @@ type Config struct {
 	AckWait time.Duration
 	// MaxAckPending is the most messages delivered and not yet acknowledged
 	// across all loader instances; default 20000. Each instance holds up to
-	// one batch, so give it at least (instances + 1) × BatchSize: when it is
-	// reached JetStream silently stops delivering. Validate requires two
-	// batches.
+	// two batches (one being inserted, the next one fetched meanwhile), so
+	// give it at least (2 × instances + 1) × BatchSize: when it is reached
+	// JetStream silently stops delivering. Validate requires two batches.
 	MaxAckPending int
 	// InsertTimeout bounds one insert attempt; default 30s.
 	InsertTimeout time.Duration

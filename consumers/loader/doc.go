@@ -15,7 +15,8 @@
 //     messages are inserted again (a fresh batch each time) after an
 //     exponential, capped, jittered back-off, while InProgress keeps them
 //     from being redelivered. Nothing is acknowledged, nothing is dropped, and
-//     memory stays bounded by one batch.
+//     memory stays bounded by two batches (the next batch is fetched and
+//     decoded while one is inserted).
 //   - An invalid event (or one whose subject does not match its kind and
 //     source) is a dead letter: it is published to the dead-letter stream
 //     with the reason in headers (field and reason, never values), recorded

@@ -121,20 +121,39 @@ func (l *Loader) Run(ctx context.Context) error {
 			<-lagDone
 		}()
 	}
-	for ctx.Err() == nil {
-		b, fetchErr := l.collect(ctx, table, cons)
-		if errors.Is(fetchErr, jetstream.ErrConsumerDeleted) || errors.Is(fetchErr, jetstream.ErrConsumerNotFound) {
-			// Deleted under us: create it again.
-			if s, c, err := l.ensureConsumer(ctx); err == nil {
-				stream, cons = s, c
-			} else if ctx.Err() == nil {
-				l.log.Warn("loader: create or update consumer", "error", err)
+	// Fetching and decoding the next batch overlaps with inserting this
+	// one. The channel is unbuffered: besides the batch being inserted, the
+	// collector holds at most one finished batch, kept alive like it.
+	collectCtx, stopCollect := context.WithCancel(ctx)
+	batches := make(chan *batch)
+	go func() {
+		defer close(batches)
+		for collectCtx.Err() == nil {
+			b, fetchErr := l.collect(collectCtx, table, cons)
+			if errors.Is(fetchErr, jetstream.ErrConsumerDeleted) || errors.Is(fetchErr, jetstream.ErrConsumerNotFound) {
+				// Deleted under us: create it again.
+				if s, c, err := l.ensureConsumer(collectCtx); err == nil {
+					stream, cons = s, c
+				} else if collectCtx.Err() == nil {
+					l.log.Warn("loader: create or update consumer", "error", err)
+				}
 			}
+			if len(b.items) == 0 {
+				continue
+			}
+			b.stream = stream
+			b.stopKeepAlive = l.keepAlive(b)
+			batches <- b // Run flushes every batch it is handed, after cancellation too
 		}
-		if len(b.items) == 0 {
-			continue
-		}
-		if err := l.flush(ctx, table, stream, b); err != nil {
+	}()
+	defer stopCollect()
+	for b := range batches {
+		if err := l.flush(ctx, table, b); err != nil {
+			// The test hook's simulated crash: leave everything unacknowledged.
+			stopCollect()
+			for b := range batches {
+				b.stopKeepAlive()
+			}
 			return err
 		}
 	}
@@ -183,10 +202,14 @@ type item struct {
 // batch is the messages of one insert. Its state records what is already
 // done, so that a retry does only the rest.
 type batch struct {
-	items    []*item
-	bytes    int
-	inserted bool // the events rows
-	recorded bool // the dead_letters rows
+	stream jetstream.Stream // where the messages are (secure deletes)
+	// stopKeepAlive stops the InProgress ticker started when the batch was
+	// collected.
+	stopKeepAlive func()
+	items         []*item
+	bytes         int
+	inserted      bool // the events rows
+	recorded      bool // the dead_letters rows
 }
 
 func (b *batch) add(it *item, size int) {
@@ -269,11 +292,11 @@ func (l *Loader) decode(t *eventsTable, items []*item) {
 // ShutdownTimeout has passed; then the unfinished messages are abandoned
 // (negatively acknowledged), never acknowledged. Its error is only ever
 // the test hook's.
-func (l *Loader) flush(ctx context.Context, t *eventsTable, stream jetstream.Stream, b *batch) error {
+func (l *Loader) flush(ctx context.Context, t *eventsTable, b *batch) error {
 	fctx, cancel := graceContext(ctx, l.cfg.ShutdownTimeout)
 	defer cancel()
-	stopKeepAlive := l.keepAlive(b)
-	defer stopKeepAlive()
+	defer b.stopKeepAlive()
+	stream := b.stream
 
 	start := time.Now()
 	if err := l.retry(fctx, "insert events", func(ctx context.Context) error { return l.insertEvents(ctx, t, b) }); err != nil {

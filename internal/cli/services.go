@@ -185,7 +185,7 @@ func (l *loaderFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.consumer, "consumer", loader.DefaultConsumer, "durable consumer shared by all loader instances")
 	fs.IntVar(&l.batchSize, "batch-size", loader.DefaultBatchSize, "most events in one insert")
 	fs.DurationVar(&l.flush, "flush-interval", loader.DefaultFlushInterval, "how long a batch waits for more events")
-	fs.IntVar(&l.maxAckPending, "max-ack-pending", loader.DefaultMaxAckPending, "most unacknowledged events across all loaders (≥ (loaders+1) × batch size)")
+	fs.IntVar(&l.maxAckPending, "max-ack-pending", loader.DefaultMaxAckPending, "most unacknowledged events across all loaders (≥ (2 × loaders + 1) × batch size)")
 	fs.BoolVar(&l.migrate, "migrate", true, "apply the schema migrations at start-up")
 }
 
