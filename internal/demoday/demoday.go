@@ -1,9 +1,17 @@
-// Package demoday generates a small, deterministic broadcast day of events
-// for the local mode's demo: call centres' ACDs emit calls, agent consoles
-// emit phone orders, a web shop emits web orders, and every source sends
-// heartbeats. The same date and seed always give the very same events
-// (ids, sequence numbers, times), so playing a day twice counts nothing
-// twice.
+// Package demoday generates a deterministic broadcast day with known ground
+// truth: a media schedule (offers' settings, airings on several stations
+// and toll-free numbers, overlapping response windows on a shared number,
+// a revised post-log, a did-not-run airing, a schedule window), the calls
+// and orders that respond to it, organic calls, cancellations, upsells,
+// re-sent ACD records, web orders by promo code and vanity URL, and every
+// source's heartbeats. Every fact is an event, schedule included.
+//
+// The same date and seed always give the very same events (ids, sequence
+// numbers, times), so playing a day twice counts nothing twice. The local
+// mode plays it; the report's tests compare every figure the views compute
+// with Day.Truth, which ComputeTruth derives from the events by a plain Go
+// implementation of the attribution rules (docs/airings.md), independent of
+// the SQL.
 package demoday
 
 import (
@@ -15,26 +23,45 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/airtally/airtally/internal/airings"
+	"github.com/airtally/airtally/internal/report"
 	"github.com/airtally/airtally/producers/event"
 )
 
 // Config shapes the day.
 type Config struct {
-	// Date is the broadcast day (its UTC calendar day is used).
+	// Date is the broadcast day (its year, month and day): it runs from
+	// 06:00 that day to 06:00 the next, America/New_York.
 	Date time.Time
 	// Seed makes the day reproducible; the same seed and date give the same
 	// events.
 	Seed uint64
-	// Calls is the number of calls; default 400.
+	// Calls is the number of organic calls (not caused by an airing),
+	// spread over the day on every toll-free number; default 150.
 	Calls int
+	// Response scales the calls each airing brings; default 1.0 (about
+	// 40 calls per airing on average).
+	Response float64
 	// HeartbeatEvery is the heartbeat interval of every source; default 5m.
 	HeartbeatEvery time.Duration
 }
 
-// Day is a generated day: its events in the order they occurred, each with
-// its source sequence number already assigned.
+// Day is a generated day.
 type Day struct {
+	// Events are every event, in the order they occurred, each with its
+	// source sequence number assigned: offer settings and the schedule
+	// (published before the day, revisions after it), calls, orders,
+	// cancellations and heartbeats.
 	Events []*event.Event
+	// From and To bound the broadcast day (UTC).
+	From, To time.Time
+	// Intended maps a response call's call_id to the airing it was
+	// generated for (organic calls are absent). Where windows overlap the
+	// attribution rule may give the call to another airing.
+	Intended map[string]string
+	// Truth is every figure of the day, computed from Events by
+	// ComputeTruth with report.DefaultConfig().
+	Truth Truth
 }
 
 // Sources of the demo day.
@@ -43,109 +70,335 @@ var (
 	ACDPhoenix = event.Source{System: "acd", Instance: "phoenix-01"}
 	Console    = event.Source{System: "console", Instance: "tampa-01"}
 	WebShop    = event.Source{System: "shop", Instance: "web-1"}
+	Schedule   = event.Source{System: "schedule", Instance: "demo"}
 )
 
-// DNIS shown on air, one per offer.
-var dnisByOffer = map[string]string{"bright-smile": "8005550101", "flex-roller": "8005550102", "sleep-well": "8775550103"}
+// offers of the demo day: bright-smile has a radio window of its own;
+// sleep-well is never configured (60 minutes, no target).
+var demoOffers = []airings.Offer{
+	{Offer: "bright-smile", Currency: "USD", TargetRatioPct: 150, WindowMinutes: 60},
+	{Offer: "bright-smile", MediaType: airings.MediaRadio, WindowMinutes: 30},
+	{Offer: "flex-roller", Currency: "USD", TargetRatioPct: 120, WindowMinutes: 45},
+}
+
+type spot struct {
+	id, offer, station, market, media, isci, dnis, promo, vanity string
+	at                                                           time.Duration // after the day's start (06:00)
+	until                                                        time.Duration // a schedule window's end, or 0
+	spend                                                        int64
+	// revisedAt/revisedSpend: a post-log moved the airing and corrected
+	// its spend; dnr: the post-log says it did not run.
+	revisedAt    time.Duration
+	revisedSpend int64
+	dnr          bool
+	response     int // calls it brings (before scaling)
+}
+
+// The schedule, in minutes after 06:00. 0101 is shared by four
+// bright-smile airings whose windows overlap (two of them start at the
+// same second with the same spend: the smaller id wins).
+var demoSpots = []spot{
+	{id: "BS-0705-WFLA", offer: "bright-smile", station: "WFLA", market: "Tampa", media: "tv", isci: "BSML0060H", dnis: "8005550101", promo: "SMILE", vanity: "brightsmile.example/tv", at: 65 * time.Minute, spend: 42000, response: 30},
+	{id: "BS-0730-WLSR", offer: "bright-smile", station: "WLS-AM", market: "Chicago", media: "radio", isci: "BSML0060R", dnis: "8005550104", at: 90 * time.Minute, until: 150 * time.Minute, spend: 18000, response: 25},
+	{id: "FR-0915-HGTV", offer: "flex-roller", station: "HGTV", market: "National", media: "tv", isci: "FLXR0120", dnis: "8005550102", promo: "FLEX", vanity: "https://www.flexroller.example/tv", at: 195 * time.Minute, spend: 150000, response: 50},
+	{id: "SW-1100-KTVK", offer: "sleep-well", station: "KTVK", market: "Phoenix", media: "tv", isci: "SLPW0060", dnis: "8775550103", at: 300 * time.Minute, spend: 30000, response: 35},
+	{id: "FR-1300-CNBC", offer: "flex-roller", station: "CNBC", market: "National", media: "tv", isci: "FLXR0060", dnis: "8005550102", promo: "FLEX", at: 420 * time.Minute, spend: 90000, dnr: true, response: 0},
+	{id: "BS-1400-CNBC", offer: "bright-smile", station: "CNBC", market: "National", media: "tv", isci: "BSML0120H", dnis: "8005550101", promo: "SMILE", vanity: "brightsmile.example/tv", at: 480 * time.Minute, spend: 120000, response: 60},
+	{id: "BS-1420-HGTV", offer: "bright-smile", station: "HGTV", market: "National", media: "tv", isci: "BSML0060H", dnis: "8005550101", promo: "SMILE", at: 500 * time.Minute, spend: 80000, response: 45},
+	{id: "SW-1700-WFLA", offer: "sleep-well", station: "WFLA", market: "Tampa", media: "tv", isci: "SLPW0030", dnis: "8775550103", promo: "SLEEP", at: 660 * time.Minute, spend: 25000, revisedAt: 667 * time.Minute, revisedSpend: 23500, response: 30},
+	{id: "FR-1930-CNBC", offer: "flex-roller", station: "CNBC", market: "National", media: "tv", isci: "FLXR0120", dnis: "8005550102", promo: "FLEX", vanity: "flexroller.example/tv", at: 810 * time.Minute, spend: 210000, response: 70},
+	{id: "BS-2000-WFLA", offer: "bright-smile", station: "WFLA", market: "Tampa", media: "tv", isci: "BSML0120H", dnis: "8005550101", promo: "SMILE", at: 840 * time.Minute, spend: 60000, response: 40},
+	{id: "BS-2000-KTVK", offer: "bright-smile", station: "KTVK", market: "Phoenix", media: "tv", isci: "BSML0060H", dnis: "8005550101", promo: "SMILE", at: 840 * time.Minute, spend: 60000, response: 40},
+	{id: "SW-2300-HGTV", offer: "sleep-well", station: "HGTV", market: "National", media: "tv", isci: "SLPW0060", dnis: "8775550103", promo: "SLEEP", at: 1020 * time.Minute, spend: 45000, response: 35},
+	{id: "FR-0200-CNBC", offer: "flex-roller", station: "CNBC", market: "National", media: "tv", isci: "FLXR0060", dnis: "8005550102", at: 1200 * time.Minute, spend: 20000, response: 20},
+}
+
+// dnisList are the toll-free numbers, for organic calls.
+var dnisList = []string{"8005550101", "8005550102", "8775550103", "8005550104"}
 
 // Generate builds the day.
 func Generate(cfg Config) Day {
 	if cfg.Calls == 0 {
-		cfg.Calls = 400
+		cfg.Calls = 150
+	}
+	if cfg.Response == 0 {
+		cfg.Response = 1
 	}
 	if cfg.HeartbeatEvery == 0 {
 		cfg.HeartbeatEvery = 5 * time.Minute
 	}
-	day := time.Date(cfg.Date.Year(), cfg.Date.Month(), cfg.Date.Day(), 0, 0, 0, 0, time.UTC)
-	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(day.Unix())))
-	g := &gen{rng: rng}
-	offers := []string{"bright-smile", "flex-roller", "sleep-well"}
-	// Calls bunch up in the minutes after a few spots, over a thin baseline.
-	spots := []time.Duration{9 * time.Hour, 13*time.Hour + 30*time.Minute, 19 * time.Hour, 21*time.Hour + 15*time.Minute}
-	for i := 0; i < cfg.Calls; i++ {
-		var at time.Time
-		if rng.IntN(5) == 0 {
-			at = day.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))
-		} else {
-			spot := spots[rng.IntN(len(spots))]
-			at = day.Add(spot + time.Duration(rng.ExpFloat64()*float64(8*time.Minute)))
+	rcfg := report.DefaultConfig()
+	date := time.Date(cfg.Date.Year(), cfg.Date.Month(), cfg.Date.Day(), 0, 0, 0, 0, time.UTC)
+	start := rcfg.DayStartAt(date)
+	end := rcfg.DayStartAt(date.AddDate(0, 0, 1))
+	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(date.Unix())))
+	g := &gen{rng: rng, intended: map[string]string{}}
+
+	// The offers were configured three days before, the schedule imported
+	// two days before; post-logs came the morning after.
+	configured := start.Add(-72 * time.Hour)
+	scheduled := start.Add(-48 * time.Hour)
+	postLogged := end.Add(4 * time.Hour)
+	for _, o := range demoOffers {
+		g.add(o.Event(Schedule, configured))
+	}
+	for i, s := range demoSpots {
+		a := airings.Airing{
+			ID: s.id, Offer: s.offer, Station: s.station, Market: s.market, MediaType: s.media, ISCI: s.isci,
+			AiredAt: start.Add(s.at), LengthSeconds: 60, SpendCents: s.spend, Currency: "USD",
+			DNIS: s.dnis, PromoCode: s.promo, VanityURL: s.vanity,
 		}
-		if !at.Before(day.Add(24 * time.Hour)) {
-			at = day.Add(24*time.Hour - time.Second)
+		if s.until != 0 {
+			a.AiredUntil = start.Add(s.until)
 		}
-		offer := offers[rng.IntN(len(offers))]
-		acd := ACDTampa
-		site := "tampa"
-		if rng.IntN(2) == 0 {
-			acd, site = ACDPhoenix, "phoenix"
+		g.add(a.Event(event.AiringScheduled, Schedule, scheduled.Add(time.Duration(i)*time.Second)))
+		switch {
+		case s.dnr:
+			a.DidNotRun = true
+			g.add(a.Event(event.AiringCancelled, Schedule, postLogged.Add(time.Duration(i)*time.Second)))
+		case s.revisedAt != 0:
+			a.AiredAt, a.SpendCents = start.Add(s.revisedAt), s.revisedSpend
+			g.add(a.Event(event.AiringRevised, Schedule, postLogged.Add(time.Duration(i)*time.Second)))
 		}
-		callID := fmt.Sprintf("%s-%06d", site, i+1)
-		base := func(k event.Kind, t time.Time, src event.Source) *event.Event {
-			e := g.event(k, src, t)
-			e.CallID, e.DNIS, e.Site, e.Queue = callID, dnisByOffer[offer], site, offer
-			return e
-		}
-		recv := base(event.CallReceived, at, acd)
-		recv.ANIHash = event.HashANI([]byte("demo-day-ani-key"), fmt.Sprintf("1813555%04d", rng.IntN(10000)))
-		if rng.IntN(8) == 0 {
-			ab := base(event.CallAbandoned, at.Add(time.Duration(20+rng.IntN(90))*time.Second), acd)
-			ab.WaitSeconds = int64(20 + rng.IntN(90))
+		if s.dnr {
 			continue
 		}
-		agent := fmt.Sprintf("agent-%02d", 1+rng.IntN(12))
-		answeredAt := at.Add(time.Duration(2+rng.IntN(30)) * time.Second)
-		ans := base(event.CallAnswered, answeredAt, acd)
-		ans.AgentID = agent
-		talk := int64(60 + rng.IntN(600))
-		end := base(event.CallEnded, answeredAt.Add(time.Duration(talk)*time.Second), acd)
-		end.AgentID, end.TalkSeconds = agent, talk
-		end.Disposition = "no-sale"
-		if rng.IntN(10) < 4 {
-			end.Disposition = "sale"
-			o := g.event(event.OrderPlaced, Console, end.OccurredAt.Add(-30*time.Second))
-			o.OrderID, o.CallID, o.DNIS, o.Offer, o.AgentID, o.Site = fmt.Sprintf("ph-%06d", i+1), callID, dnisByOffer[offer], offer, agent, site
-			o.AmountCents, o.Currency, o.Channel = int64(1995+rng.IntN(4)*1000), "USD", event.ChannelPhone
-			o.UpsellCount = int64(rng.IntN(3))
-			o.AmountCents += o.UpsellCount * 995
-			o.Continuity = rng.IntN(3) == 0
-			o.PaymentBrand, o.CardLast4 = "visa", fmt.Sprintf("%04d", rng.IntN(10000))
-			if rng.IntN(12) == 0 {
-				c := g.event(event.OrderCancelled, Console, o.OccurredAt.Add(time.Duration(1+rng.IntN(120))*time.Minute))
-				c.OrderID, c.Offer, c.Reason = o.OrderID, offer, "changed mind"
+		// Responses: calls decaying from air time, and web orders.
+		window := 60 * time.Minute
+		if s.offer == "flex-roller" {
+			window = 45 * time.Minute
+		}
+		if s.media == "radio" {
+			window = 30 * time.Minute
+		}
+		span := window
+		if s.until != 0 {
+			span += a.AiredUntil.Sub(a.AiredAt)
+		}
+		n := int(float64(s.response) * cfg.Response)
+		for range n {
+			at := a.AiredAt.Add(time.Duration(rng.ExpFloat64() * float64(span) / 4))
+			if !at.Before(a.AiredAt.Add(span)) {
+				at = a.AiredAt.Add(time.Duration(rng.Int64N(int64(span))))
+			}
+			g.call(at, s.dnis, s.id)
+		}
+		if n > 0 {
+			// Calls on the window's edges: the first millisecond is in, the
+			// end is out.
+			g.call(a.AiredAt, s.dnis, s.id)
+			g.call(a.AiredAt.Add(span), s.dnis, "")
+		}
+		for range n / 6 {
+			at := a.AiredAt.Add(time.Duration(rng.ExpFloat64() * float64(span) / 3))
+			if !at.Before(a.AiredAt.Add(span)) {
+				continue
+			}
+			switch {
+			case s.promo != "" && rng.IntN(2) == 0:
+				g.webOrder(at, s.offer, messy(rng, s.promo), "")
+			case s.vanity != "":
+				g.webOrder(at, s.offer, "", messyURL(rng, s.vanity))
+			case s.promo != "":
+				g.webOrder(at, s.offer, s.promo, "")
 			}
 		}
 	}
-	// Web orders with promo codes after the spots.
-	for i := 0; i < cfg.Calls/4; i++ {
-		spot := spots[rng.IntN(len(spots))]
-		at := day.Add(spot + time.Duration(rng.ExpFloat64()*float64(12*time.Minute)))
-		if !at.Before(day.Add(24 * time.Hour)) {
-			at = day.Add(24*time.Hour - time.Second)
-		}
-		offer := offers[rng.IntN(len(offers))]
-		o := g.event(event.OrderPlaced, WebShop, at)
-		o.OrderID, o.Offer, o.Channel = fmt.Sprintf("web-%06d", i+1), offer, event.ChannelWeb
-		o.PromoCode, o.VanityURL = "TV-"+offer, offer+".example"
-		o.AmountCents, o.Currency, o.PaymentBrand, o.CardLast4 = int64(2495+rng.IntN(3)*1000), "USD", "mastercard", fmt.Sprintf("%04d", rng.IntN(10000))
+	// Organic calls, anywhere in the day on any number.
+	for range cfg.Calls {
+		g.call(start.Add(time.Duration(rng.Int64N(int64(end.Sub(start))))), dnisList[rng.IntN(len(dnisList))], "")
 	}
+	// Web orders that match no airing: an unknown code, no code, a code
+	// outside every window.
+	for i := range 6 {
+		at := start.Add(time.Duration(rng.Int64N(int64(end.Sub(start)))))
+		switch i % 3 {
+		case 0:
+			g.webOrder(at, "bright-smile", "NOSUCHCODE", "")
+		case 1:
+			g.webOrder(at, "flex-roller", "", "")
+		default:
+			g.webOrder(start.Add(2*time.Minute), "sleep-well", "SLEEP", "")
+		}
+	}
+	// A phone order whose call never reached the ACD's records.
+	g.phoneOrder(start.Add(5*time.Hour), "tampa-lost-000001", "8005550101", "bright-smile", "tampa")
 	for _, src := range []event.Source{ACDTampa, ACDPhoenix, Console, WebShop} {
-		for t := day; t.Before(day.Add(24 * time.Hour)); t = t.Add(cfg.HeartbeatEvery) {
+		for t := start; t.Before(end); t = t.Add(cfg.HeartbeatEvery) {
 			h := g.event(event.Heartbeat, src, t)
 			h.IntervalSeconds = int64(cfg.HeartbeatEvery / time.Second)
 		}
 	}
-	return g.day()
+	d := g.day()
+	d.From, d.To, d.Intended = start, end, g.intended
+	d.Truth = ComputeTruth(d.Events, rcfg)
+	return d
+}
+
+// messy writes a promo code as viewers type it.
+func messy(rng *rand.Rand, code string) string {
+	switch rng.IntN(3) {
+	case 0:
+		return " " + code + " "
+	case 1:
+		return lower(code)
+	}
+	return code
+}
+
+// messyURL writes a vanity URL as a browser reports it.
+func messyURL(rng *rand.Rand, url string) string {
+	switch rng.IntN(3) {
+	case 0:
+		return "https://www." + url + "/"
+	case 1:
+		return "HTTP://" + url
+	}
+	return url
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 type gen struct {
-	rng    *rand.Rand
-	events []*event.Event
+	rng      *rand.Rand
+	events   []*event.Event
+	calls    int
+	orders   int
+	intended map[string]string
 }
 
-// event makes an event with a deterministic UUIDv7: its time part is the
-// event's time and its random part comes from the seeded generator.
+func (g *gen) add(e *event.Event) {
+	g.setID(e)
+	g.events = append(g.events, e)
+}
+
+// call generates one call at t on dnis, answered or abandoned, maybe
+// re-sent by the ACD, maybe ordering.
+func (g *gen) call(t time.Time, dnis, intended string) {
+	rng := g.rng
+	g.calls++
+	acd, site := ACDTampa, "tampa"
+	if rng.IntN(2) == 0 {
+		acd, site = ACDPhoenix, "phoenix"
+	}
+	callID := fmt.Sprintf("%s-%06d", site, g.calls)
+	if intended != "" {
+		g.intended[callID] = intended
+	}
+	shown := dnis
+	if rng.IntN(10) == 0 {
+		shown = "1" + dnis // some ACDs keep the country code
+	}
+	base := func(k event.Kind, at time.Time) *event.Event {
+		e := g.event(k, acd, at)
+		e.CallID, e.DNIS, e.Site, e.Queue = callID, shown, site, "drtv"
+		return e
+	}
+	recv := base(event.CallReceived, t)
+	recv.ANIHash = event.HashANI([]byte("demo-day-ani-key"), fmt.Sprintf("1813555%04d", rng.IntN(10000)))
+	if rng.IntN(20) == 0 {
+		// The ACD sent the record again (a new event id, a little later).
+		again := base(event.CallReceived, t.Add(2*time.Second))
+		again.ANIHash = recv.ANIHash
+	}
+	if rng.IntN(8) == 0 {
+		ab := base(event.CallAbandoned, t.Add(time.Duration(20+rng.IntN(90))*time.Second))
+		ab.WaitSeconds = int64(20 + rng.IntN(90))
+		return
+	}
+	agent := fmt.Sprintf("agent-%02d", 1+rng.IntN(12))
+	answeredAt := t.Add(time.Duration(2+rng.IntN(30)) * time.Second)
+	ans := base(event.CallAnswered, answeredAt)
+	ans.AgentID = agent
+	talk := int64(60 + rng.IntN(600))
+	end := base(event.CallEnded, answeredAt.Add(time.Duration(talk)*time.Second))
+	end.AgentID, end.TalkSeconds, end.Disposition = agent, talk, "no_sale"
+	if rng.IntN(10) < 4 {
+		end.Disposition = "sale"
+		g.phoneOrder(end.OccurredAt.Add(-30*time.Second), callID, shown, offerOf(dnis), site)
+	}
+}
+
+func offerOf(dnis string) string {
+	switch dnis {
+	case "8005550102":
+		return "flex-roller"
+	case "8775550103":
+		return "sleep-well"
+	}
+	return "bright-smile"
+}
+
+func (g *gen) phoneOrder(at time.Time, callID, dnis, offer, site string) {
+	rng := g.rng
+	g.orders++
+	o := g.event(event.OrderPlaced, Console, at)
+	o.OrderID, o.CallID, o.DNIS, o.Offer, o.Site = fmt.Sprintf("ph-%06d", g.orders), callID, dnis, offer, site
+	o.AmountCents, o.Currency, o.Channel = int64(1995+rng.IntN(4)*1000), "USD", event.ChannelPhone
+	o.UpsellCount = int64(rng.IntN(3))
+	o.AmountCents += o.UpsellCount * 995
+	o.Continuity = rng.IntN(3) == 0
+	o.PaymentBrand, o.CardLast4 = "visa", fmt.Sprintf("%04d", rng.IntN(10000))
+	g.maybeCancel(o)
+}
+
+func (g *gen) webOrder(at time.Time, offer, promo, vanity string) {
+	rng := g.rng
+	g.orders++
+	o := g.event(event.OrderPlaced, WebShop, at)
+	o.OrderID, o.Offer, o.Channel = fmt.Sprintf("web-%06d", g.orders), offer, event.ChannelWeb
+	o.PromoCode, o.VanityURL = promo, vanity
+	o.AmountCents, o.Currency = int64(2495+rng.IntN(3)*1000), "USD"
+	o.UpsellCount = int64(rng.IntN(2))
+	o.AmountCents += o.UpsellCount * 995
+	o.Continuity = rng.IntN(4) == 0
+	o.PaymentBrand, o.CardLast4 = "mastercard", fmt.Sprintf("%04d", rng.IntN(10000))
+	g.maybeCancel(o)
+}
+
+// maybeCancel cancels about one order in eight, days later: with a full
+// refund (no amount), a partial one, or a refund larger than the order
+// (counted as the order's amount); a third of the cancellations are sent
+// twice.
+func (g *gen) maybeCancel(o *event.Event) {
+	rng := g.rng
+	if rng.IntN(8) != 0 {
+		return
+	}
+	c := g.event(event.OrderCancelled, o.Source, o.OccurredAt.Add(time.Duration(1+rng.IntN(72))*time.Hour))
+	c.OrderID, c.Offer, c.Reason = o.OrderID, o.Offer, "changed mind"
+	switch rng.IntN(3) {
+	case 0:
+		c.AmountCents, c.Currency = o.AmountCents/2, o.Currency
+	case 1:
+		c.AmountCents, c.Currency = o.AmountCents+500, o.Currency
+	}
+	if rng.IntN(3) == 0 {
+		// The order system sent the cancellation again (a new event id):
+		// it refunds nothing more.
+		again := g.event(event.OrderCancelled, o.Source, c.OccurredAt.Add(time.Hour))
+		again.OrderID, again.Offer, again.Reason, again.AmountCents, again.Currency = c.OrderID, c.Offer, c.Reason, c.AmountCents, c.Currency
+	}
+}
+
+// event makes an event and keeps it.
 func (g *gen) event(k event.Kind, src event.Source, t time.Time) *event.Event {
 	e := event.New(k, src, t)
+	g.add(e)
+	return e
+}
+
+// setID gives e a deterministic UUIDv7: its time part is the event's time
+// and its random part comes from the seeded generator.
+func (g *gen) setID(e *event.Event) {
 	var id uuid.UUID
 	binary.BigEndian.PutUint64(id[8:], g.rng.Uint64())
 	binary.BigEndian.PutUint64(id[0:], g.rng.Uint64())
@@ -154,8 +407,6 @@ func (g *gen) event(k event.Kind, src event.Source, t time.Time) *event.Event {
 	id[6] = 0x70 | id[6]&0x0f
 	id[8] = 0x80 | id[8]&0x3f
 	e.EventID = id
-	g.events = append(g.events, e)
-	return e
 }
 
 // day sorts the events by time and numbers each source's events 1, 2, ...

@@ -1,0 +1,173 @@
+package report_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/airtally/airtally/internal/chsql"
+	"github.com/airtally/airtally/internal/report"
+	"github.com/airtally/airtally/internal/testenv"
+)
+
+// BenchmarkReportBroadcastYear times the airing report over a broadcast
+// year: 50,000 airings and about 20 million events (calls with their
+// answer, end or hang-up, phone and web orders, cancellations, every
+// source's heartbeat each minute) on ClickHouse 18.16. The data are
+// generated inside ClickHouse (INSERT ... SELECT), deterministic but for
+// event ids. AIRTALLY_BENCH_SCALE scales it (default 1; 0.1 is a tenth).
+// It runs only with -bench, e.g.
+//
+//	go test ./internal/report -run '^$' -bench BroadcastYear -benchtime 1x
+func BenchmarkReportBroadcastYear(b *testing.B) {
+	scale := 1.0
+	if s := os.Getenv("AIRTALLY_BENCH_SCALE"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v <= 0 {
+			b.Fatalf("AIRTALLY_BENCH_SCALE=%q: want a positive number", s)
+		}
+		scale = v
+	}
+	conn, db := testenv.NewDatabase(b, true)
+	ctx := clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{"max_memory_usage": 12 << 30}))
+	year := time.Date(2026, 1, 5, 11, 0, 0, 0, time.UTC) // Monday 06:00 New York
+	start := time.Now()
+	events := generateYear(b, ctx, conn, db, year, scale)
+	b.Logf("generated %d airings and %d events in %s", int(50000*scale), events, time.Since(start).Round(time.Second))
+
+	q := report.Native(conn)
+	cases := []struct {
+		name string
+		o    report.Options
+	}{
+		{"year_by_airing", report.Options{Filter: report.Filter{From: year, To: year.AddDate(0, 0, 364)}}},
+		{"year_by_offer", report.Options{Filter: report.Filter{From: year, To: year.AddDate(0, 0, 364)}, By: report.By(report.ByOffer)}},
+		{"week_by_airing", report.Options{Filter: report.Filter{From: year.AddDate(0, 0, 182), To: year.AddDate(0, 0, 189)}}},
+		{"day_by_airing", report.Options{Filter: report.Filter{From: year.AddDate(0, 0, 200), To: year.AddDate(0, 0, 201)}}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			c.o.Database = db
+			var res *report.Result
+			for b.Loop() {
+				var err error
+				if res, err = report.Run(ctx, q, c.o); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(res.Airings)+len(res.Rollups)), "rows")
+		})
+	}
+}
+
+// generateYear fills the database with a broadcast year and returns the
+// number of events.
+func generateYear(b *testing.B, ctx context.Context, conn driver.Conn, db string, year time.Time, scale float64) uint64 {
+	ident, err := chsql.Ident(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	airingsN := int64(50000 * scale)
+	calls := int64(5_500_000 * scale)
+	web := int64(300_000 * scale)
+	minutes := int64(364 * 24 * 60 * scale)
+	y0 := year.UnixMilli()
+	step := int64(364*86_400_000) / airingsN
+	// at(a) is airing a's air time in ms.
+	at := func(a string) string {
+		return fmt.Sprintf("(%d + %s * %d + cityHash64(%s, 1) %% 600000)", y0, a, step, a)
+	}
+	// expo is an exponential delay with a 10-minute mean, capped at 40
+	// minutes, drawn from hash h.
+	expo := func(h string) string {
+		return fmt.Sprintf("toInt64(least(-log((%s %% 1000000 + 1) / 1000001) * 600000, 2400000))", h)
+	}
+	r := strings.NewReplacer("{db}", ident)
+	stmts := []string{
+		fmt.Sprintf(`INSERT INTO {db}.offers (offer, media_type, currency, target_ratio_pct, window_minutes, source_system, source_instance, version, event_id, stream_seq, loaded_at)
+SELECT concat('offer-', toString(number)), '', 'USD', 100 + number * 10, 30 + number * 6, 'schedule', 'bench', 1, generateUUIDv4(), number + 1, now()
+FROM numbers(6)`),
+		fmt.Sprintf(`INSERT INTO {db}.airings (airing_id, kind, offer, station, market, media_type, isci, aired_at, aired_at_ms, aired_until, aired_until_ms,
+    length_seconds, spend_cents, currency, dnis, promo_code, vanity_url, did_not_run, source_system, source_instance, version, event_id, stream_seq, loaded_at)
+SELECT concat('A', toString(number)), if(number %% 50 = 0, 'airing.cancelled', 'airing.scheduled'), concat('offer-', toString(number %% 6)),
+    concat('ST', toString(cityHash64(number, 2) %% 30)), concat('M', toString(cityHash64(number, 3) %% 20)), if(number %% 10 = 0, 'radio', 'tv'),
+    concat('ISCI', toString(cityHash64(number, 4) %% 50)), toDateTime(intDiv(t, 1000), 'UTC'), t, toDateTime(0, 'UTC'), 0,
+    60, toInt64(20000 + cityHash64(number, 5) %% 200000), 'USD', toString(8005550000 + number %% 40), concat('P', toString(number %% 6)), '',
+    toUInt8(number %% 50 = 0), 'schedule', 'bench', 1, generateUUIDv4(), number + 1, now()
+FROM (SELECT number, %s AS t FROM numbers(%d))`, at("number"), airingsN),
+		// Calls: four in five answer an airing (on its number, after it),
+		// one in five is organic; one in eight hangs up.
+		fmt.Sprintf(`INSERT INTO {db}.events (event_id, kind, schema_version, occurred_at, occurred_at_ms, source_system, source_instance, source_seq,
+    call_id, dnis, wait_seconds, talk_seconds, disposition, stream_seq, stored_at, stored_at_ms, loaded_at)
+SELECT generateUUIDv4(), kind, 1, toDateTime(intDiv(ms, 1000), 'UTC'), ms, 'acd', 'bench', c * 4 + k + 1,
+    concat('c', toString(c)), dnis, 10, 290, if(k = 2, 'no_sale', ''), c * 4 + k + 1, toDateTime(intDiv(ms, 1000), 'UTC'), ms, now()
+FROM
+(
+    SELECT c, dnis, t, arrayJoin(if(answered, [0, 1, 2], [0, 3])) AS k,
+        multiIf(k = 0, 'call.received', k = 1, 'call.answered', k = 2, 'call.ended', 'call.abandoned') AS kind,
+        t + multiIf(k = 0, 0, k = 1, 10000, k = 2, 300000, 60000) AS ms
+    FROM
+    (
+        SELECT number AS c, cityHash64(number, 10) %% %[1]d AS a, number %% 5 = 0 AS organic,
+            if(organic, %[2]d + toInt64(cityHash64(number, 12) %% %[3]d), %[4]s + %[5]s) AS t,
+            toString(8005550000 + if(organic, cityHash64(number, 13) %% 40, a %% 40)) AS dnis,
+            cityHash64(number, 14) %% 8 != 0 AS answered
+        FROM numbers(%[6]d)
+    )
+)`, airingsN, y0, int64(364*86_400_000), at("a"), expo("cityHash64(number, 11)"), calls),
+		// Phone orders on a third of the answered calls, one in ten
+		// cancelled two days later (half of them refunded in part).
+		fmt.Sprintf(`INSERT INTO {db}.events (event_id, kind, schema_version, occurred_at, occurred_at_ms, source_system, source_instance, source_seq,
+    order_id, call_id, dnis, offer, amount_cents, currency, upsell_count, continuity, channel, stream_seq, stored_at, stored_at_ms, loaded_at)
+SELECT generateUUIDv4(), kind, 1, toDateTime(intDiv(ms, 1000), 'UTC'), ms, 'console', 'bench', c * 2 + k + 1,
+    concat('o', toString(c)), if(k = 0, concat('c', toString(c)), ''), '', concat('offer-', toString(c %% 6)),
+    if(k = 0, toInt64(1995 + cityHash64(c, 20) %% 4 * 1000), toInt64(cityHash64(c, 22) %% 2 * 1000)), 'USD',
+    if(k = 0, toInt64(cityHash64(c, 23) %% 3), 0), toUInt8(k = 0 AND cityHash64(c, 24) %% 3 = 0), if(k = 0, 'phone', ''),
+    c * 2 + k + 1, toDateTime(intDiv(ms, 1000), 'UTC'), ms, now()
+FROM
+(
+    SELECT c, arrayJoin(if(cityHash64(c, 21) %% 10 = 0, [0, 1], [0])) AS k,
+        if(k = 0, 'order.placed', 'order.cancelled') AS kind, t + if(k = 0, 200000, 172800000) AS ms
+    FROM
+    (
+        SELECT number AS c, if(number %% 5 = 0, %[1]d + toInt64(cityHash64(number, 12) %% %[2]d), %[3]s + %[4]s) AS t
+        FROM numbers(%[5]d)
+        WHERE cityHash64(number, 14) %% 8 != 0 AND cityHash64(number, 15) %% 3 = 0
+    )
+)`, y0, int64(364*86_400_000), at("cityHash64(number, 10) % "+strconv.FormatInt(airingsN, 10)), expo("cityHash64(number, 11)"), calls),
+		// Web orders by promo code after airings.
+		fmt.Sprintf(`INSERT INTO {db}.events (event_id, kind, schema_version, occurred_at, occurred_at_ms, source_system, source_instance, source_seq,
+    order_id, offer, amount_cents, currency, channel, promo_code, stream_seq, stored_at, stored_at_ms, loaded_at)
+SELECT generateUUIDv4(), 'order.placed', 1, toDateTime(intDiv(t, 1000), 'UTC'), t, 'shop', 'bench', number + 1,
+    concat('w', toString(number)), concat('offer-', toString(a %% 6)), toInt64(2495 + cityHash64(number, 31) %% 3 * 1000), 'USD', 'web',
+    concat('P', toString(a %% 6)), number + 1, toDateTime(intDiv(t, 1000), 'UTC'), t, now()
+FROM (SELECT number, cityHash64(number, 30) %% %[1]d AS a, %[2]s + %[3]s AS t FROM numbers(%[4]d))`,
+			airingsN, at("a"), expo("cityHash64(number, 32)"), web),
+		// Heartbeats: four sources, every minute.
+		fmt.Sprintf(`INSERT INTO {db}.events (event_id, kind, schema_version, occurred_at, occurred_at_ms, source_system, source_instance, source_seq,
+    interval_seconds, stream_seq, stored_at, stored_at_ms, loaded_at)
+SELECT generateUUIDv4(), 'heartbeat', 1, toDateTime(intDiv(t, 1000), 'UTC'), t, s, 'bench', m + 1, 60, m + 1, toDateTime(intDiv(t, 1000), 'UTC'), t, now()
+FROM (SELECT number AS m, arrayJoin(['acd', 'console', 'shop', 'gateway']) AS s, %d + toInt64(number) * 60000 AS t FROM numbers(%d))`, y0, minutes),
+	}
+	for i, s := range stmts {
+		if err := conn.Exec(ctx, r.Replace(s)); err != nil {
+			b.Fatalf("generate step %d: %v", i+1, err)
+		}
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+ident+".events").Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	// Merge what can be merged, as a day of running would.
+	if err := conn.Exec(ctx, "OPTIMIZE TABLE "+ident+".events"); err != nil {
+		b.Logf("optimize: %v", err)
+	}
+	return n
+}

@@ -1,0 +1,260 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/airtally/airtally/internal/chsql"
+)
+
+// Querier runs one SELECT and returns its rows. The report sends it plain
+// SQL text with literal values, so that the same text runs on every
+// ClickHouse version.
+type Querier interface {
+	Query(ctx context.Context, sql string) ([]Row, error)
+}
+
+// Native is a Querier over a clickhouse-go native connection.
+func Native(conn driver.Conn) Querier { return nativeQuerier{conn} }
+
+type nativeQuerier struct{ conn driver.Conn }
+
+func (q nativeQuerier) Query(ctx context.Context, sql string) ([]Row, error) {
+	rows, err := q.conn.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols := rows.ColumnTypes()
+	var out []Row
+	for rows.Next() {
+		dest := make([]any, len(cols))
+		for i, c := range cols {
+			dest[i] = reflect.New(c.ScanType()).Interface()
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("scan: %w", err)
+		}
+		r := make(Row, len(cols))
+		for i, c := range cols {
+			r[c.Name()] = reflect.ValueOf(dest[i]).Elem().Interface()
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// By is what a report shows: one row per airing ("airing") or a rollup
+// dimension.
+type By string
+
+// ByAiring shows one row per airing.
+const ByAiring By = "airing"
+
+// Options shape a report.
+type Options struct {
+	// Database holds the events and the projections; required.
+	Database string
+	// Config places days, weeks and dayparts; zero fields take defaults.
+	Config Config
+	// Filter chooses the airings shown; From and To are required.
+	Filter Filter
+	// By is ByAiring (default) or a Dimension.
+	By By
+	// Curves fills each airing's minute-by-minute response curve.
+	Curves bool
+}
+
+// Result is a report.
+type Result struct {
+	Options Options `json:"-"`
+	// Airings are the airings shown, by air time then id (ByAiring).
+	Airings []Figures `json:"airings,omitempty"`
+	// Rollups are the rollup rows, by key (for a Dimension).
+	Rollups []Rollup `json:"rollups,omitempty"`
+	// Unattributed are the calls and orders of the range that no airing
+	// claims (organic and baseline response).
+	Unattributed Figures `json:"unattributed"`
+}
+
+// ErrOptions wraps every invalid option.
+var ErrOptions = errors.New("report: invalid options")
+
+func (o Options) validate() error {
+	if _, err := chsql.Ident(o.Database); err != nil {
+		return fmt.Errorf("%w: database: %w", ErrOptions, err)
+	}
+	if err := o.Config.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	if o.Filter.From.IsZero() || o.Filter.To.IsZero() || !o.Filter.From.Before(o.Filter.To) {
+		return fmt.Errorf("%w: the range needs a start before its end", ErrOptions)
+	}
+	if o.By != ByAiring && o.By != "" && !Dimension(o.By).Valid() {
+		return fmt.Errorf("%w: by %q is not airing or a rollup dimension", ErrOptions, o.By)
+	}
+	return nil
+}
+
+// Queries are the SQL texts of a report, in the order Run sends them
+// (the extent query first: its answer bounds the others).
+type Queries struct {
+	Extent  string
+	Figures string
+	Rollup  string
+	Curve   string
+}
+
+// Build renders a report's queries. scanHi is the end of the latest
+// response window among the airings of the range (see ExtentSQL); the
+// figures of those airings are then exactly the views' figures.
+func Build(o Options, scanHi int64) (Queries, error) {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return Queries{}, err
+	}
+	ident, _ := chsql.Ident(o.Database)
+	sc := o.scope(scanHi)
+	b := newReportBuilder(o.Config, ident, sc)
+	q := Queries{Extent: extentSQL(b)}
+	q.Figures = "SELECT *\nFROM\n(\n" + indent(b.figuresSQL()) + "\n)\nORDER BY aired_at_ms, airing_id"
+	if o.By != ByAiring {
+		d := Dimension(o.By)
+		q.Rollup = "SELECT *\nFROM\n(\n" + indent(b.rollupSQL(d)) + "\n)\nORDER BY " + d.Column()
+	}
+	if o.Curves {
+		q.Curve = "SELECT *\nFROM\n(\n" + indent(b.curveSQL()) + "\n)\nORDER BY airing_id, minute"
+	}
+	return q, nil
+}
+
+func (o Options) withDefaults() Options {
+	o.Config = o.Config.WithDefaults()
+	if o.By == "" {
+		o.By = ByAiring
+	}
+	return o
+}
+
+func (o Options) scope(scanHi int64) *scope {
+	lo, hi := o.Filter.From.UnixMilli(), o.Filter.To.UnixMilli()
+	return &scope{
+		lo: lo, hi: hi,
+		scanLo: lo - dayMS,
+		scanHi: max(hi, scanHi),
+		filter: o.Filter,
+	}
+}
+
+// extentSQL finds the end of the latest response window among the ran
+// airings of the range.
+func extentSQL(b *builder) string {
+	return "SELECT toInt64(max(response_end_ms)) AS scan_hi\nFROM " + b.ref(ViewAirings) +
+		"\nWHERE did_not_run = 0 AND aired_at_ms >= " + ms(b.sc.lo) + " AND aired_at_ms < " + ms(b.sc.hi)
+}
+
+// Run runs a report.
+func Run(ctx context.Context, q Querier, o Options) (*Result, error) {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	probe, err := Build(o, 0)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, probe.Extent)
+	if err != nil {
+		return nil, fmt.Errorf("report: extent: %w", err)
+	}
+	var scanHi int64
+	if len(rows) == 1 {
+		if scanHi, err = asInt(rows[0]["scan_hi"]); err != nil {
+			return nil, fmt.Errorf("report: extent: %w", err)
+		}
+	}
+	qs, err := Build(o, scanHi)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Options: o}
+	if rows, err = q.Query(ctx, qs.Figures); err != nil {
+		return nil, fmt.Errorf("report: figures: %w", err)
+	}
+	for _, r := range rows {
+		f, err := DecodeFigures(r)
+		if err != nil {
+			return nil, err
+		}
+		if f.AiringID == "" {
+			res.Unattributed = f
+			continue
+		}
+		if o.By == ByAiring {
+			res.Airings = append(res.Airings, f)
+		}
+	}
+	if qs.Rollup != "" {
+		if rows, err = q.Query(ctx, qs.Rollup); err != nil {
+			return nil, fmt.Errorf("report: rollup: %w", err)
+		}
+		for _, r := range rows {
+			ru, err := DecodeRollup(r, Dimension(o.By))
+			if err != nil {
+				return nil, err
+			}
+			res.Rollups = append(res.Rollups, ru)
+		}
+	}
+	if qs.Curve != "" {
+		if err := res.fillCurves(ctx, q, qs.Curve); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// fillCurves sets every airing's curve: calls per minute since air time,
+// zeros included, up to the end of its response window.
+func (res *Result) fillCurves(ctx context.Context, q Querier, sql string) error {
+	rows, err := q.Query(ctx, sql)
+	if err != nil {
+		return fmt.Errorf("report: curve: %w", err)
+	}
+	byID := map[string]*Figures{}
+	for i := range res.Airings {
+		f := &res.Airings[i]
+		n := (f.ResponseEnd - f.ResponseStart + 59999) / 60000
+		f.Curve = make([]int64, n)
+		byID[f.AiringID] = f
+	}
+	for _, r := range rows {
+		id, err := asString(r["airing_id"])
+		if err != nil {
+			return fmt.Errorf("report: curve: airing_id: %w", err)
+		}
+		minute, err := asInt(r["minute"])
+		if err != nil {
+			return fmt.Errorf("report: curve: minute: %w", err)
+		}
+		calls, err := asInt(r["calls"])
+		if err != nil {
+			return fmt.Errorf("report: curve: calls: %w", err)
+		}
+		if f := byID[id]; f != nil && minute >= 0 && minute < int64(len(f.Curve)) {
+			f.Curve[minute] = calls
+		}
+	}
+	return nil
+}
+
+// Range returns the UTC range of the broadcast days from first to last
+// (inclusive), each a date, under cfg.
+func Range(cfg Config, first, last time.Time) (from, to time.Time) {
+	return cfg.DayStartAt(first), cfg.DayStartAt(last.AddDate(0, 0, 1))
+}
