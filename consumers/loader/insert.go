@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/airtally/airtally/internal/airings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
@@ -56,6 +57,29 @@ func errorText(err error) string {
 		return ae.Error()
 	}
 	return err.Error()
+}
+
+// insertProjections inserts the projection rows of airing and offer
+// events, one batch insert per table.
+func insertProjections(ctx context.Context, conn driver.Conn, db string, projs []*projRow) error {
+	byTable := map[string][][]any{}
+	for _, p := range projs {
+		byTable[p.table] = append(byTable[p.table], p.row)
+	}
+	for _, table := range []string{airings.AiringsTable, airings.OffersTable} {
+		rows := byTable[table]
+		if len(rows) == 0 {
+			continue
+		}
+		cols := airings.AiringColumns
+		if table == airings.OffersTable {
+			cols = airings.OfferColumns
+		}
+		if err := insertRows(ctx, conn, insertQuery(db, table, cols), rows); err != nil {
+			return fmt.Errorf("loader: insert into %s: %w", table, err)
+		}
+	}
+	return nil
 }
 
 // ErrSchema means the events table is missing or does not have the columns

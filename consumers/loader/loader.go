@@ -195,6 +195,7 @@ type item struct {
 	seq  uint64
 	meta meta
 	row  []any
+	proj *projRow // the airing or offer projection row, if any
 	dead *deadLetter
 	done bool // acknowledged or terminated
 }
@@ -209,6 +210,7 @@ type batch struct {
 	items         []*item
 	bytes         int
 	inserted      bool // the events rows
+	projected     bool // the projection rows (airings, offers)
 	recorded      bool // the dead_letters rows
 }
 
@@ -283,7 +285,7 @@ func (l *Loader) item(msg jetstream.Msg) *item {
 func (l *Loader) decode(t *eventsTable, items []*item) {
 	parallel(len(items), func(i int) {
 		it := items[i]
-		it.row, it.dead = decodeMessage(t.cols, l.cfg.Streams.SubjectPrefix, it.msg.Subject(), it.msg.Data(), it.meta)
+		it.row, it.proj, it.dead = decodeMessage(t.cols, l.cfg.Streams.SubjectPrefix, it.msg.Subject(), it.msg.Data(), it.meta)
 	})
 }
 
@@ -359,7 +361,7 @@ func (l *Loader) abandon(b *batch, cause error) {
 // insertEvents inserts the rows of b, once.
 func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) error {
 	if b.inserted {
-		return nil
+		return l.insertProjections(ctx, b)
 	}
 	rows := make([][]any, 0, len(b.items))
 	now := time.Now().UTC()
@@ -371,7 +373,7 @@ func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) err
 	}
 	if len(rows) == 0 {
 		b.inserted = true
-		return nil
+		return l.insertProjections(ctx, b)
 	}
 	ictx, cancel := context.WithTimeout(ctx, l.cfg.InsertTimeout)
 	defer cancel()
@@ -383,6 +385,29 @@ func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) err
 	}
 	b.inserted = true
 	l.m.batchLoaded(len(rows))
+	return l.insertProjections(ctx, b)
+}
+
+// insertProjections inserts the projection rows of b, once, after its
+// events rows.
+func (l *Loader) insertProjections(ctx context.Context, b *batch) error {
+	if b.projected {
+		return nil
+	}
+	var projs []*projRow
+	for _, it := range b.items {
+		if it.proj != nil {
+			projs = append(projs, it.proj)
+		}
+	}
+	if len(projs) > 0 {
+		ictx, cancel := context.WithTimeout(ctx, l.cfg.InsertTimeout)
+		defer cancel()
+		if err := insertProjections(ictx, l.conn, l.cfg.Database, projs); err != nil {
+			return err
+		}
+	}
+	b.projected = true
 	return nil
 }
 

@@ -123,6 +123,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg R
 		data    []byte
 		meta    meta
 		row     []any
+		proj    *projRow
 	}
 	var (
 		raw   []rawMsg
@@ -133,10 +134,11 @@ func Replay(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg R
 			return nil
 		}
 		parallel(len(raw), func(i int) {
-			raw[i].row, _ = decodeMessage(table.cols, lc.Streams.SubjectPrefix, raw[i].subject, raw[i].data, raw[i].meta)
+			raw[i].row, raw[i].proj, _ = decodeMessage(table.cols, lc.Streams.SubjectPrefix, raw[i].subject, raw[i].data, raw[i].meta)
 		})
 		now := time.Now().UTC()
 		rows := make([][]any, 0, len(raw))
+		var projs []*projRow
 		for _, r := range raw {
 			if r.row == nil {
 				stats.Invalid++
@@ -144,11 +146,21 @@ func Replay(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg R
 			}
 			setLoadedAt(r.row, table.loaded, now)
 			rows = append(rows, r.row)
+			if r.proj != nil {
+				projs = append(projs, r.proj)
+			}
 		}
+		inserted := false
 		err := retry(ctx, log, lc.BackoffMin, lc.BackoffMax, "replay insert", func(ctx context.Context) error {
 			ictx, cancel := context.WithTimeout(ctx, lc.InsertTimeout)
 			defer cancel()
-			return insertRows(ictx, conn, table.query, rows)
+			if !inserted {
+				if err := insertRows(ictx, conn, table.query, rows); err != nil {
+					return err
+				}
+				inserted = true
+			}
+			return insertProjections(ictx, conn, lc.Database, projs)
 		})
 		if err != nil {
 			return fmt.Errorf("loader: replay: insert: %w", err)

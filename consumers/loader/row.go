@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"github.com/airtally/airtally/internal/airings"
 	"math"
 	"strings"
 	"time"
@@ -56,23 +57,8 @@ var knownColumns = []column{
 	{"vanity_url", "String", func(e *event.Event, _ meta) any { return e.VanityURL }},
 	{"reason", "String", func(e *event.Event, _ meta) any { return e.Reason }},
 	{"interval_seconds", "Int64", func(e *event.Event, _ meta) any { return e.IntervalSeconds }},
-	// Airings (added to the contract after the first migration; loaded
-	// when a migration gives the events table these columns).
-	{"airing_id", "String", func(e *event.Event, _ meta) any { return e.AiringID }},
-	{"station", "String", func(e *event.Event, _ meta) any { return e.Station }},
-	{"market", "String", func(e *event.Event, _ meta) any { return e.Market }},
-	{"media_type", "String", func(e *event.Event, _ meta) any { return e.MediaType }},
-	{"isci", "String", func(e *event.Event, _ meta) any { return e.ISCI }},
-	{"aired_at", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTime(e.AiredAt) }},
-	{"aired_at_ms", "Int64", func(e *event.Event, _ meta) any { return unixMilli(e.AiredAt) }},
-	{"aired_until", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTime(e.AiredUntil) }},
-	{"aired_until_ms", "Int64", func(e *event.Event, _ meta) any { return unixMilli(e.AiredUntil) }},
-	{"length_seconds", "Int64", func(e *event.Event, _ meta) any { return e.LengthSeconds }},
-	{"spend_cents", "Int64", func(e *event.Event, _ meta) any { return e.SpendCents }},
-	{"did_not_run", "UInt8", func(e *event.Event, _ meta) any { return boolByte(e.DidNotRun) }},
-	// Offers (offer.configured).
-	{"target_ratio_pct", "Int64", func(e *event.Event, _ meta) any { return e.TargetRatioPct }},
-	{"window_minutes", "Int64", func(e *event.Event, _ meta) any { return e.WindowMinutes }},
+	// Airing and offer fields are not columns of events: those events also
+	// go to the airings and offers projections (see projectionOf).
 	// From the message and the loader.
 	{"stream_seq", "UInt64", func(_ *event.Event, m meta) any { return m.streamSeq }},
 	{"stored_at", dateTimeUTC, func(_ *event.Event, m meta) any { return m.storedAt.UTC() }},
@@ -160,7 +146,7 @@ func (d *deadLetter) values(failedAt time.Time) []any {
 // decodeMessage turns one message into a row of the events table or a dead
 // letter. prefix is the events' subject prefix. The row is complete and
 // checked: every value has the Go type its column takes.
-func decodeMessage(cols []column, prefix, subject string, data []byte, m meta) (row []any, dead *deadLetter) {
+func decodeMessage(cols []column, prefix, subject string, data []byte, m meta) (row []any, proj *projRow, dead *deadLetter) {
 	ev, err := event.Decode(data)
 	if err == nil {
 		if want := ev.Subject(prefix); subject != want {
@@ -174,9 +160,42 @@ func decodeMessage(cols []column, prefix, subject string, data []byte, m meta) (
 		row, err = eventRow(cols, ev, m)
 	}
 	if err == nil {
-		return row, nil
+		proj, err = projectionOf(ev, m)
 	}
-	return nil, newDeadLetter(prefix, subject, data, m.streamSeq, err)
+	if err == nil {
+		return row, proj, nil
+	}
+	return nil, nil, newDeadLetter(prefix, subject, data, m.streamSeq, err)
+}
+
+// projRow is the row an airing or offer event adds to its projection
+// table (package airings), besides its row in events.
+type projRow struct {
+	table string
+	row   []any
+}
+
+// projectionOf is ev's projection row, or nil for kinds without one.
+func projectionOf(ev *event.Event, m meta) (*projRow, error) {
+	var (
+		table string
+		row   []any
+		err   error
+	)
+	switch {
+	case ev.Kind.IsAiring():
+		table = airings.AiringsTable
+		row, err = airings.AiringRow(ev, m.streamSeq, time.Now().UTC())
+	case ev.Kind == event.OfferConfigured:
+		table = airings.OffersTable
+		row, err = airings.OfferRow(ev, m.streamSeq, time.Now().UTC())
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s projection: %w: %w", table, errRow, err)
+	}
+	return &projRow{table: table, row: row}, nil
 }
 
 func newDeadLetter(prefix, subject string, data []byte, seq uint64, err error) *deadLetter {

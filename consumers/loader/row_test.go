@@ -45,7 +45,7 @@ func TestDecodeMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			row, dead := decodeMessage(knownColumns, prefix, tt.subject, tt.data, m)
+			row, _, dead := decodeMessage(knownColumns, prefix, tt.subject, tt.data, m)
 			if tt.class == "" {
 				if dead != nil {
 					t.Fatalf("dead letter %+v, want a row", dead)
