@@ -47,8 +47,12 @@ func TestAiringAndOfferProjections(t *testing.T) {
 			for _, a := range cur {
 				got = append(got, a)
 			}
-			return len(got) == 1
-		}, "no projected airing in %s", db)
+			offers, err := airings.CurrentOffers(ctx(t), conn, db)
+			if err != nil {
+				t.Fatalf("current offers of %s: %v", db, err)
+			}
+			return len(got) == 1 && len(offers) == 1
+		}, "no projected airing and offer in %s", db)
 		if !got[0].AiredAt.Equal(revised.AiredAt) || got[0].SpendCents != 120000 {
 			t.Fatalf("%s: airing %+v, want the revision (aired %s, spend 120000)", db, got[0], revised.AiredAt)
 		}
