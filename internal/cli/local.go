@@ -28,6 +28,7 @@ import (
 	"github.com/airtally/airtally/internal/connect"
 	"github.com/airtally/airtally/internal/demoday"
 	"github.com/airtally/airtally/internal/natsembed"
+	"github.com/airtally/airtally/internal/report"
 	"github.com/airtally/airtally/internal/streams"
 	"github.com/airtally/airtally/producers/event"
 	"github.com/airtally/airtally/producers/gateway"
@@ -198,8 +199,16 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 		if err := waitLoaded(ctx, conn, lf.database, d, lf.waitTimeout, loaderErr); err != nil {
 			return err
 		}
-		if err := printArrived(ctx, out, conn, lf.database, js, day); err != nil {
+		if err := printArrived(ctx, out, conn, lf.database, js, d.From, d.To); err != nil {
 			return userErr(err, "could not read the results back from ClickHouse")
+		}
+		res, err := report.Run(ctx, report.Native(conn), report.Options{Database: lf.database, Filter: report.Filter{From: d.From, To: d.To}})
+		if err != nil {
+			return userErr(err, "could not compute the airing report")
+		}
+		fmt.Fprintf(out, "\nThe airing report for %s (airtally report --from %s):\n\n", d.From.Format("2006-01-02"), d.From.Format("2006-01-02"))
+		if err := report.Write(out, res, report.FormatText); err != nil {
+			return fmt.Errorf("write the airing report: %w", err)
 		}
 	}
 	if lf.serve {
@@ -324,7 +333,14 @@ func waitLoaded(ctx context.Context, conn driver.Conn, db string, d demoday.Day,
 			return userErr(err, "could not count the loaded events")
 		}
 		if n >= uint64(len(d.Events)) {
-			return nil
+			// The airings' projection is written right after their events.
+			var projected uint64
+			if err := conn.QueryRow(ctx, "SELECT uniqExact(airing_id) FROM "+dbq+".airings").Scan(&projected); err != nil {
+				return userErr(err, "could not count the projected airings")
+			}
+			if projected >= uint64(airingsIn(d)) {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return userErr(fmt.Errorf("%d of %d loaded", n, len(d.Events)), "the demo day was not fully loaded in time (%d of %d events); see the log", n, len(d.Events))
@@ -339,24 +355,35 @@ func waitLoaded(ctx context.Context, conn driver.Conn, db string, d demoday.Day,
 	}
 }
 
+// airingsIn counts the distinct airings of a day.
+func airingsIn(d demoday.Day) int {
+	ids := map[string]bool{}
+	for _, e := range d.Events {
+		if e.Kind.IsAiring() {
+			ids[e.AiringID] = true
+		}
+	}
+	return len(ids)
+}
+
 // printArrived prints what arrived, read back from ClickHouse.
-func printArrived(ctx context.Context, w io.Writer, conn driver.Conn, db string, js jetstream.JetStream, day time.Time) error {
+func printArrived(ctx context.Context, w io.Writer, conn driver.Conn, db string, js jetstream.JetStream, from, to time.Time) error {
 	dbq, err := chsql.Ident(db)
 	if err != nil {
 		return err
 	}
-	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC)
 	q := "SELECT concat(source_system, '.', source_instance) AS source, count() AS events, countIf(kind = 'call.received') AS calls, " +
 		"countIf(kind = 'call.answered') AS answered, countIf(kind = 'call.abandoned') AS abandoned, countIf(kind = 'order.placed') AS orders, " +
 		"countIf(kind = 'order.cancelled') AS cancelled, sumIf(amount_cents, kind = 'order.placed') AS revenue_cents, " +
 		"countIf(kind = 'heartbeat') AS heartbeats, max(source_seq) AS last_seq FROM " + dbq + ".events FINAL WHERE occurred_at >= " +
-		chsql.Time(from) + " AND occurred_at < " + chsql.Time(from.Add(24*time.Hour)) + " GROUP BY source ORDER BY source"
+		chsql.Time(from) + " AND occurred_at < " + chsql.Time(to) + " GROUP BY source ORDER BY source"
 	rows, err := conn.Query(ctx, q)
 	if err != nil {
 		return fmt.Errorf("query arrived: %w", err)
 	}
 	defer rows.Close()
-	fmt.Fprintf(w, "\nWhat arrived for %s, read back from ClickHouse (%s.events FINAL):\n\n", from.Format("2006-01-02"), db)
+	fmt.Fprintf(w, "\nWhat arrived for the broadcast day %s to %s UTC, read back from ClickHouse (%s.events FINAL):\n\n",
+		from.UTC().Format("2006-01-02 15:04"), to.UTC().Format("2006-01-02 15:04"), db)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "source\tevents\tcalls\tanswered\tabandoned\torders\tcancelled\trevenue\theartbeats\tlast seq\t")
 	var total [8]uint64

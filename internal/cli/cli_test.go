@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the command line in-process and returns its exit code and
+// output.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// totalLine is the "total" row of the local mode's printout.
+var totalLine = regexp.MustCompile(`(?m)^\s*total\s.*$`)
+
+// TestLocalModeTwiceCountsNothingTwice runs the main job twice on one data
+// folder: both runs load the whole demo day, print it read back from
+// ClickHouse, and the second run's totals equal the first's.
+func TestLocalModeTwiceCountsNothingTwice(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"local", "--data-dir", dir, "--nats-port", "-1", "--clickhouse-port", "0", "--clickhouse-http-port", "0",
+		"--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--demo-date", "2026-11-02", "--log-file", filepath.Join(dir, "log")}
+	var totals []string
+	for run := 1; run <= 2; run++ {
+		code, out, errOut := runCLI(t, args...)
+		if code != 0 {
+			log, _ := os.ReadFile(filepath.Join(dir, "log"))
+			t.Fatalf("run %d: exit %d\nstdout:\n%s\nstderr:\n%s\nlog:\n%s", run, code, out, errOut, log)
+		}
+		for _, want := range []string{"read back from ClickHouse", "acd.tampa-01", "shop.web-1", "0 dead letters"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("run %d: output lacks %q:\n%s", run, want, out)
+			}
+		}
+		totals = append(totals, strings.Join(strings.Fields(totalLine.FindString(out)), " "))
+	}
+	if totals[0] == "" || totals[0] != totals[1] {
+		t.Fatalf("totals differ between runs:\n%s\n%s", totals[0], totals[1])
+	}
+}
+
+// TestFailureIsPoliteWithErrorID forces a failure (ClickHouse unreachable):
+// the user sees one polite sentence with an error id and no raw error; the
+// log has the detail under the same id.
+func TestFailureIsPoliteWithErrorID(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "log")
+	code, _, errOut := runCLI(t, "migrate", "--clickhouse-addr", "127.0.0.1:1", "--log-file", logFile)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, errOut)
+	}
+	m := regexp.MustCompile(`^airtally migrate: sorry, could not reach ClickHouse at \[127\.0\.0\.1:1\] \(error id ([0-9a-f-]{36}); the details are in the log\)\.\n$`).FindStringSubmatch(errOut)
+	if m == nil {
+		t.Fatalf("stderr is not one polite line with an error id: %q", errOut)
+	}
+	for _, raw := range []string{"dial", "connection refused", "connect:", "goroutine"} {
+		if strings.Contains(errOut, raw) {
+			t.Fatalf("stderr leaks %q: %q", raw, errOut)
+		}
+	}
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), m[1]) || !strings.Contains(string(log), "connection refused") {
+		t.Fatalf("the log lacks the error id or the detail:\n%s", log)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"unknown flag", []string{"migrate", "--nope"}, 2, "flag provided but not defined: -nope"},
+		{"gateway without tokens", []string{"gateway", "--log-file", os.DevNull}, 2, "--tokens-file is required"},
+		{"replay without target", []string{"replay", "--log-file", os.DevNull}, 2, "--into is required"},
+		{"help", []string{"help"}, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tc.args...)
+			if code != tc.code || !strings.Contains(errOut+out, tc.want) {
+				t.Fatalf("exit %d (want %d), output %q (want %q)", code, tc.code, errOut+out, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvironmentSetsFlags(t *testing.T) {
+	t.Setenv("AIRTALLY_CLICKHOUSE_ADDR", "127.0.0.1:2")
+	code, _, errOut := runCLI(t, "migrate", "--log-file", os.DevNull)
+	if code != 1 || !strings.Contains(errOut, "127.0.0.1:2") {
+		t.Fatalf("AIRTALLY_CLICKHOUSE_ADDR was not used: exit %d, %q", code, errOut)
+	}
+	if EnvName("nats-url") != "AIRTALLY_NATS_URL" {
+		t.Fatal(EnvName("nats-url"))
+	}
+}
