@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/airtally/airtally/internal/chsql"
@@ -143,6 +144,23 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) (applied []int, e
 	return apply(ctx, conn, db, migs)
 }
 
+// columnsAlreadyAdded reports whether err says that an ALTER TABLE … ADD
+// COLUMN found its columns there already: another migrator, running at the
+// same time, applied the statement first. ClickHouse 18.16 has no ADD
+// COLUMN IF NOT EXISTS, and one ALTER adds all its columns or none.
+func columnsAlreadyAdded(stmt string, err error) bool {
+	upper := strings.ToUpper(stmt)
+	if !strings.Contains(upper, "ALTER TABLE") || !strings.Contains(upper, "ADD COLUMN") {
+		return false
+	}
+	var exc *clickhouse.Exception
+	if !errors.As(err, &exc) {
+		return false
+	}
+	// 44 ILLEGAL_COLUMN on 18.16, 15 DUPLICATE_COLUMN on current versions.
+	return (exc.Code == 44 || exc.Code == 15) && strings.Contains(exc.Message, "already exists")
+}
+
 func apply(ctx context.Context, conn driver.Conn, db string, migs []Migration) ([]int, error) {
 	ident, err := chsql.Ident(db)
 	if err != nil {
@@ -171,7 +189,7 @@ func apply(ctx context.Context, conn driver.Conn, db string, migs []Migration) (
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := conn.Exec(ctx, stmt); err != nil {
+			if err := conn.Exec(ctx, stmt); err != nil && !columnsAlreadyAdded(stmt, err) {
 				return applied, fmt.Errorf("schema: %s migration %04d_%s statement %d: %w", db, m.Version, m.Name, i+1, err)
 			}
 		}

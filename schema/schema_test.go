@@ -107,6 +107,13 @@ var wantColumns = map[string][]column{
 		{"channel", "String"}, {"promo_code", "String"}, {"vanity_url", "String"},
 		{"reason", "String"}, {"interval_seconds", "Int64"}, {"stream_seq", "UInt64"},
 		{"stored_at", "DateTime('UTC')"}, {"stored_at_ms", "Int64"}, {"loaded_at", "DateTime('UTC')"},
+		// 0010: detections.
+		{"monitored_system", "String"}, {"monitored_instance", "String"},
+		{"window_start", "DateTime('UTC')"}, {"window_start_ms", "Int64"},
+		{"window_end", "DateTime('UTC')"}, {"window_end_ms", "Int64"},
+		{"seq_from", "UInt64"}, {"seq_to", "UInt64"}, {"tolerance_seconds", "Int64"},
+		{"clock_skew_ms", "Int64"}, {"delay_ms", "Int64"}, {"event_count", "Int64"},
+		{"expected_calls", "Int64"}, {"observed_calls", "Int64"}, {"outcome", "String"},
 	},
 	"dead_letters": {
 		{"stream_seq", "UInt64"}, {"subject", "String"}, {"source_system", "String"},

@@ -59,6 +59,23 @@ var knownColumns = []column{
 	{"interval_seconds", "Int64", func(e *event.Event, _ meta) any { return e.IntervalSeconds }},
 	// Airing and offer fields are not columns of events: those events also
 	// go to the airings and offers projections (see projectionOf).
+	// Detections (source.*, gap.*, line.*, data.delayed), from migration
+	// 0010.
+	{"monitored_system", "String", func(e *event.Event, _ meta) any { return e.MonitoredSystem }},
+	{"monitored_instance", "String", func(e *event.Event, _ meta) any { return e.MonitoredInstance }},
+	{"window_start", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTime(e.WindowStart) }},
+	{"window_start_ms", "Int64", func(e *event.Event, _ meta) any { return unixMilli(e.WindowStart) }},
+	{"window_end", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTime(e.WindowEnd) }},
+	{"window_end_ms", "Int64", func(e *event.Event, _ meta) any { return unixMilli(e.WindowEnd) }},
+	{"seq_from", "UInt64", func(e *event.Event, _ meta) any { return e.SeqFrom }},
+	{"seq_to", "UInt64", func(e *event.Event, _ meta) any { return e.SeqTo }},
+	{"tolerance_seconds", "Int64", func(e *event.Event, _ meta) any { return e.ToleranceSeconds }},
+	{"clock_skew_ms", "Int64", func(e *event.Event, _ meta) any { return e.ClockSkewMS }},
+	{"delay_ms", "Int64", func(e *event.Event, _ meta) any { return e.DelayMS }},
+	{"event_count", "Int64", func(e *event.Event, _ meta) any { return e.EventCount }},
+	{"expected_calls", "Int64", func(e *event.Event, _ meta) any { return e.ExpectedCalls }},
+	{"observed_calls", "Int64", func(e *event.Event, _ meta) any { return e.ObservedCalls }},
+	{"outcome", "String", func(e *event.Event, _ meta) any { return e.Outcome }},
 	// From the message and the loader.
 	{"stream_seq", "UInt64", func(_ *event.Event, m meta) any { return m.streamSeq }},
 	{"stored_at", dateTimeUTC, func(_ *event.Event, m meta) any { return m.storedAt.UTC() }},

@@ -103,16 +103,20 @@ func (ps problems) err() error {
 // malformed time is reported as a problem, not a decoding failure.
 type wireEvent struct {
 	Event
-	OccurredAt *string `json:"occurred_at"`
-	AiredAt    *string `json:"aired_at"`
-	AiredUntil *string `json:"aired_until"`
+	OccurredAt  *string `json:"occurred_at"`
+	AiredAt     *string `json:"aired_at"`
+	AiredUntil  *string `json:"aired_until"`
+	WindowStart *string `json:"window_start"`
+	WindowEnd   *string `json:"window_end"`
 }
 
 // timeFields are the JSON fields that hold times, and where they go.
 var timeFields = map[string]func(*Event) *time.Time{
-	"occurred_at": func(e *Event) *time.Time { return &e.OccurredAt },
-	"aired_at":    func(e *Event) *time.Time { return &e.AiredAt },
-	"aired_until": func(e *Event) *time.Time { return &e.AiredUntil },
+	"occurred_at":  func(e *Event) *time.Time { return &e.OccurredAt },
+	"aired_at":     func(e *Event) *time.Time { return &e.AiredAt },
+	"aired_until":  func(e *Event) *time.Time { return &e.AiredUntil },
+	"window_start": func(e *Event) *time.Time { return &e.WindowStart },
+	"window_end":   func(e *Event) *time.Time { return &e.WindowEnd },
 }
 
 func formatTime(t time.Time) string {
@@ -128,16 +132,20 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	type plain Event
 	return json.Marshal(struct {
 		plain
-		OccurredAt string `json:"occurred_at"`
-		AiredAt    string `json:"aired_at,omitempty"`
-		AiredUntil string `json:"aired_until,omitempty"`
-	}{plain: plain(e), OccurredAt: e.OccurredAt.UTC().Format(TimeLayout), AiredAt: formatTime(e.AiredAt), AiredUntil: formatTime(e.AiredUntil)})
+		OccurredAt  string `json:"occurred_at"`
+		AiredAt     string `json:"aired_at,omitempty"`
+		AiredUntil  string `json:"aired_until,omitempty"`
+		WindowStart string `json:"window_start,omitempty"`
+		WindowEnd   string `json:"window_end,omitempty"`
+	}{plain: plain(e), OccurredAt: e.OccurredAt.UTC().Format(TimeLayout), AiredAt: formatTime(e.AiredAt), AiredUntil: formatTime(e.AiredUntil),
+		WindowStart: formatTime(e.WindowStart), WindowEnd: formatTime(e.WindowEnd)})
 }
 
 // cardExempt are the top-level fields not scanned for card numbers: their
 // format is checked strictly (ids, times, hashes), or, for ani, the value is
 // replaced by its keyed hash before it goes anywhere.
-var cardExempt = map[string]bool{"event_id": true, "occurred_at": true, "aired_at": true, "aired_until": true, "ani": true, "ani_hash": true}
+var cardExempt = map[string]bool{"event_id": true, "occurred_at": true, "aired_at": true, "aired_until": true,
+	"window_start": true, "window_end": true, "ani": true, "ani_hash": true}
 
 // fieldNames is every top-level JSON field of schema version 1: the JSON
 // names of Event's fields plus the time fields.
@@ -201,7 +209,7 @@ func parseSlow(data []byte) (*Event, error) {
 			continue
 		}
 		switch k {
-		case "occurred_at", "aired_at", "aired_until":
+		case "occurred_at", "aired_at", "aired_until", "window_start", "window_end":
 			if string(raw) == "null" {
 				continue // as if absent, like the fast path
 			}
@@ -246,6 +254,9 @@ func parseFast(data []byte) (*Event, bool) {
 		// field (an id, a hash): let the slow path look field by field.
 		return nil, false
 	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, false // null, arrays, scalars: the slow path names the problem
+	}
 	if !keysExact(data) {
 		return nil, false
 	}
@@ -259,7 +270,8 @@ func parseFast(data []byte) (*Event, bool) {
 		return nil, false
 	}
 	ev := w.Event
-	for k, text := range map[string]*string{"occurred_at": w.OccurredAt, "aired_at": w.AiredAt, "aired_until": w.AiredUntil} {
+	for k, text := range map[string]*string{"occurred_at": w.OccurredAt, "aired_at": w.AiredAt, "aired_until": w.AiredUntil,
+		"window_start": w.WindowStart, "window_end": w.WindowEnd} {
 		if text == nil {
 			continue
 		}

@@ -35,11 +35,54 @@ const (
 
 	// OfferConfigured sets an offer's response window and target ratio.
 	OfferConfigured Kind = "offer.configured"
+
+	// Detections are emitted by the detector (source system "detector")
+	// about a monitored source: a downtime window opens (source.down) and
+	// ends (source.up); a hole in a source's sequence numbers opens
+	// (gap.opened) and is filled by late arrivals (gap.closed); a line (a
+	// DNIS on one call source) falls silent while the source's heartbeats
+	// look healthy (line.silent) and rings again (line.restored); events
+	// arrived late but were not lost (data.delayed).
+	SourceDown   Kind = "source.down"
+	SourceUp     Kind = "source.up"
+	GapOpened    Kind = "gap.opened"
+	GapClosed    Kind = "gap.closed"
+	LineSilent   Kind = "line.silent"
+	LineRestored Kind = "line.restored"
+	DataDelayed  Kind = "data.delayed"
+)
+
+// DetectorSystem is the source system of every detection event.
+const DetectorSystem = "detector"
+
+// Outcomes of detection events.
+const (
+	// OutcomeDown (source.up): the source recorded nothing from
+	// window_start to window_end: downtime.
+	OutcomeDown = "down"
+	// OutcomeDelayed (source.up): the silence was a delivery delay; the
+	// source's events arrived late and cover the window: nothing was lost.
+	OutcomeDelayed = "delayed"
+	// OutcomeLost (source.up): the source went on numbering its events but
+	// those of the window never arrived: recorded as a sequence gap.
+	OutcomeLost = "lost"
+	// OutcomeFilled (gap.closed): late arrivals filled the whole range.
+	OutcomeFilled = "filled"
+	// OutcomeSplit (gap.closed): a late arrival filled part of the range;
+	// the rest is reopened as smaller gaps.
+	OutcomeSplit = "split"
+	// OutcomeProducer (data.delayed): the events waited at the producer
+	// (its spool, the network) before the event store took them.
+	OutcomeProducer = "producer"
+	// OutcomeLoader (data.delayed): the events were stored on time but
+	// waited behind a stalled loader before reaching ClickHouse.
+	OutcomeLoader = "loader"
 )
 
 // Kinds lists every kind of schema version 1, in documentation order.
 var Kinds = []Kind{CallReceived, CallAnswered, CallEnded, CallAbandoned, OrderPlaced, OrderCancelled, Heartbeat,
-	AiringScheduled, AiringRevised, AiringCancelled, OfferConfigured}
+	AiringScheduled, AiringRevised, AiringCancelled, OfferConfigured,
+	SourceDown, SourceUp, GapOpened, GapClosed, LineSilent, LineRestored, DataDelayed}
 
 // Known reports whether k is a kind of this schema version.
 func (k Kind) Known() bool {
@@ -59,6 +102,16 @@ func (k Kind) IsOrder() bool { return strings.HasPrefix(string(k), "order.") }
 
 // IsAiring reports whether k is one of the airing.* kinds.
 func (k Kind) IsAiring() bool { return strings.HasPrefix(string(k), "airing.") }
+
+// IsDetection reports whether k is a detection kind (source.down,
+// source.up, gap.*, line.*, data.delayed).
+func (k Kind) IsDetection() bool {
+	switch k {
+	case SourceDown, SourceUp, GapOpened, GapClosed, LineSilent, LineRestored, DataDelayed:
+		return true
+	}
+	return false
+}
 
 // SubjectToken is the kind as one NATS subject token ("call.received" →
 // "call_received").
@@ -150,7 +203,40 @@ type Event struct {
 	// for MediaType only when it is set, else the offer's default.
 	TargetRatioPct int64 `json:"target_ratio_pct,omitempty"`
 	WindowMinutes  int64 `json:"window_minutes,omitempty"`
+
+	// Detections (source.*, gap.*, line.*, data.delayed): the monitored
+	// source they are about (the envelope's source is the detector).
+	MonitoredSystem   string `json:"monitored_system,omitempty"`
+	MonitoredInstance string `json:"monitored_instance,omitempty"`
+	// WindowStart and WindowEnd bound the span a detection describes, in
+	// the event store's clock (UTC): see docs/accountability.md.
+	WindowStart time.Time `json:"-"`
+	WindowEnd   time.Time `json:"-"`
+	// SeqFrom and SeqTo are a missing range of source sequence numbers
+	// (gap.*), both included.
+	SeqFrom uint64 `json:"seq_from,omitempty"`
+	SeqTo   uint64 `json:"seq_to,omitempty"`
+	// ToleranceSeconds is the silence the monitored source was allowed.
+	ToleranceSeconds int64 `json:"tolerance_seconds,omitempty"`
+	// ClockSkewMS is the monitored source's clock minus the event store's
+	// clock, as estimated by the detector (negative: the source is behind).
+	ClockSkewMS int64 `json:"clock_skew_ms,omitempty"`
+	// DelayMS is the longest delay of late events (data.delayed).
+	DelayMS int64 `json:"delay_ms,omitempty"`
+	// EventCount is how many events a detection covers (late events of
+	// data.delayed).
+	EventCount int64 `json:"event_count,omitempty"`
+	// ExpectedCalls and ObservedCalls: the calls a silent line was expected
+	// to take and took (line.*).
+	ExpectedCalls int64 `json:"expected_calls,omitempty"`
+	ObservedCalls int64 `json:"observed_calls,omitempty"`
+	// Outcome qualifies a detection: see the Outcome constants.
+	Outcome string `json:"outcome,omitempty"`
 }
+
+// MonitoredKey is "system.instance" of the monitored source of a
+// detection.
+func (e *Event) MonitoredKey() string { return e.MonitoredSystem + "." + e.MonitoredInstance }
 
 // New returns an event of kind k from src that occurred at t, with a fresh
 // UUIDv7 id. The source sequence is left for the producer to assign.

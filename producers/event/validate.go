@@ -72,6 +72,7 @@ func (e *Event) Validate() error {
 		{"vanity_url", e.VanityURL, MaxURLLen}, {"reason", e.Reason, MaxStringLen},
 		{"airing_id", e.AiringID, MaxStringLen}, {"station", e.Station, MaxStringLen}, {"market", e.Market, MaxStringLen},
 		{"media_type", e.MediaType, MaxStringLen}, {"isci", e.ISCI, MaxStringLen},
+		{"outcome", e.Outcome, MaxStringLen},
 	} {
 		if len(f.value) > f.max {
 			ps.add(f.name, "is longer than %d bytes", f.max)
@@ -85,6 +86,8 @@ func (e *Event) Validate() error {
 		{"upsell_count", e.UpsellCount}, {"interval_seconds", e.IntervalSeconds},
 		{"length_seconds", e.LengthSeconds}, {"spend_cents", e.SpendCents},
 		{"target_ratio_pct", e.TargetRatioPct}, {"window_minutes", e.WindowMinutes},
+		{"tolerance_seconds", e.ToleranceSeconds}, {"delay_ms", e.DelayMS}, {"event_count", e.EventCount},
+		{"expected_calls", e.ExpectedCalls}, {"observed_calls", e.ObservedCalls},
 	} {
 		if f.value < 0 {
 			ps.add(f.name, "must not be negative")
@@ -152,6 +155,107 @@ func (e *Event) Validate() error {
 		if e.IntervalSeconds == 0 {
 			ps.add("interval_seconds", "is required for heartbeat and must be at least 1")
 		}
+	case e.Kind.IsDetection():
+		e.validateDetection(&ps)
+	}
+	if !e.Kind.IsDetection() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"monitored_system", e.MonitoredSystem != ""}, {"monitored_instance", e.MonitoredInstance != ""},
+			{"window_start", !e.WindowStart.IsZero()}, {"window_end", !e.WindowEnd.IsZero()},
+			{"seq_from", e.SeqFrom != 0}, {"seq_to", e.SeqTo != 0}, {"tolerance_seconds", e.ToleranceSeconds != 0},
+			{"clock_skew_ms", e.ClockSkewMS != 0}, {"delay_ms", e.DelayMS != 0}, {"event_count", e.EventCount != 0},
+			{"expected_calls", e.ExpectedCalls != 0}, {"observed_calls", e.ObservedCalls != 0}, {"outcome", e.Outcome != ""},
+		} {
+			if f.set {
+				ps.add(f.name, "is only for detection events (source.*, gap.*, line.*, data.delayed)")
+			}
+		}
 	}
 	return ps.err()
+}
+
+// validateDetection checks the rules of the detection kinds.
+func (e *Event) validateDetection(ps *problems) {
+	if e.Source.System != DetectorSystem {
+		ps.add("source.system", "must be %q: detection events come from the detector only", DetectorSystem)
+	}
+	monitored := func(required bool) {
+		for _, f := range []struct{ name, value string }{
+			{"monitored_system", e.MonitoredSystem}, {"monitored_instance", e.MonitoredInstance},
+		} {
+			switch {
+			case f.value == "" && required:
+				ps.add(f.name, "is required for %s", e.Kind)
+			case f.value != "" && !sourceNameRe.MatchString(f.value):
+				ps.add(f.name, "must be 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit")
+			}
+		}
+	}
+	monitored(e.Kind != LineSilent && e.Kind != LineRestored)
+	if e.WindowStart.IsZero() {
+		ps.add("window_start", "is required for %s", e.Kind)
+	}
+	switch e.Kind {
+	case SourceDown, LineSilent:
+	default:
+		if e.WindowEnd.IsZero() {
+			ps.add("window_end", "is required for %s", e.Kind)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		t    time.Time
+	}{{"window_start", e.WindowStart}, {"window_end", e.WindowEnd}} {
+		if !f.t.IsZero() && (f.t.Before(earliest) || !f.t.Before(latest)) {
+			ps.add(f.name, "must be between 2000 and 2100")
+		}
+	}
+	if !e.WindowStart.IsZero() && !e.WindowEnd.IsZero() && e.WindowEnd.Before(e.WindowStart) {
+		ps.add("window_end", "must not be before window_start")
+	}
+	outcome := func(allowed ...string) {
+		for _, a := range allowed {
+			if e.Outcome == a {
+				return
+			}
+		}
+		ps.add("outcome", "must be one of %v for %s", allowed, e.Kind)
+	}
+	switch e.Kind {
+	case SourceDown, SourceUp:
+		if e.ToleranceSeconds == 0 {
+			ps.add("tolerance_seconds", "is required for %s and must be at least 1", e.Kind)
+		}
+		if e.Kind == SourceUp {
+			outcome(OutcomeDown, OutcomeDelayed, OutcomeLost)
+		}
+	case GapOpened, GapClosed:
+		if e.SeqFrom == 0 {
+			ps.add("seq_from", "is required for %s and starts at 1", e.Kind)
+		}
+		if e.SeqTo < e.SeqFrom {
+			ps.add("seq_to", "is required for %s and must not be below seq_from", e.Kind)
+		}
+		if e.Kind == GapClosed {
+			outcome(OutcomeFilled, OutcomeSplit)
+		}
+	case LineSilent, LineRestored:
+		if e.DNIS == "" {
+			ps.add("dnis", "is required for %s", e.Kind)
+		}
+	case DataDelayed:
+		if e.DelayMS == 0 {
+			ps.add("delay_ms", "is required for data.delayed and must be at least 1")
+		}
+		if e.EventCount == 0 {
+			ps.add("event_count", "is required for data.delayed and must be at least 1")
+		}
+		outcome(OutcomeProducer, OutcomeLoader)
+	}
+	if e.Kind != GapOpened && e.Kind != GapClosed && (e.SeqFrom != 0 || e.SeqTo != 0) {
+		ps.add("seq_from", "is only for gap.opened and gap.closed")
+	}
 }

@@ -1,0 +1,315 @@
+// Package accountability reads what every airing's response window went
+// through from the accountability views (schema migration 0011): its
+// status and the reason for it, how much of its window was covered, the
+// calls and orders estimated missing, and its cost per order and media
+// ratio both as measured and adjusted for the estimate. See
+// docs/accountability.md.
+package accountability
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/airtally/airtally/internal/chsql"
+	"github.com/airtally/airtally/internal/report"
+)
+
+// The views of migration 0011 analysts query.
+const (
+	View             = "airing_accountability"
+	ViewCoverage     = "airing_coverage"
+	ViewDowntime     = "source_downtime"
+	ViewSilences     = "source_silences"
+	ViewGaps         = "sequence_gaps"
+	ViewLineOutages  = "line_outages"
+	ViewDelays       = "data_delays"
+	ViewUncovered    = "uncovered_spans"
+	ViewEstimates    = "airing_estimates"
+	ViewResponseBase = "response_shapes"
+)
+
+// Statuses of an airing.
+const (
+	// StatusAccounted: every source of its response was recorded for its
+	// whole window (late data included: late is not lost).
+	StatusAccounted = "accounted"
+	// StatusPartial: its window overlapped downtime, a silent line or an
+	// unresolved sequence gap.
+	StatusPartial = "partial"
+	// StatusDidNotRun: the post-log says it did not run.
+	StatusDidNotRun = "did_not_run"
+	// StatusPending: its window is still open, or its data not loaded yet.
+	StatusPending = "pending"
+)
+
+// Airing is one row of airing_accountability.
+type Airing struct {
+	AiringID  string    `json:"airing_id"`
+	Status    string    `json:"status"`
+	Reason    string    `json:"reason"`
+	Offer     string    `json:"offer"`
+	Station   string    `json:"station"`
+	Market    string    `json:"market"`
+	MediaType string    `json:"media_type"`
+	ISCI      string    `json:"isci"`
+	DNIS      string    `json:"dnis"`
+	AiredAt   time.Time `json:"aired_at"`
+	// ResponseStartMS and ResponseEndMS bound its response window (Unix ms).
+	ResponseStartMS int64  `json:"response_start_ms"`
+	ResponseEndMS   int64  `json:"response_end_ms"`
+	WindowMinutes   int64  `json:"window_minutes"`
+	DidNotRun       bool   `json:"did_not_run"`
+	Currency        string `json:"currency"`
+	// UncoveredMinutes: minutes of the window in which some source of its
+	// response was out (downtime, lost events, a silent line).
+	UncoveredMinutes float64 `json:"uncovered_minutes"`
+	// Coverage: the share of its call taking that was recorded, each call
+	// source weighted by its share of the number's calls (1: all of it).
+	Coverage float64 `json:"coverage"`
+	// SourcesCoverage lists the sources not fully covered, e.g.
+	// "acd.tampa-01 77.8%".
+	SourcesCoverage string `json:"sources_coverage"`
+	// LateEvents and MaxDelayMinutes: events of its sources in its window
+	// that arrived late (none lost).
+	LateEvents      int64   `json:"late_events"`
+	MaxDelayMinutes float64 `json:"max_delay_minutes"`
+
+	Calls           int64 `json:"calls"`
+	Orders          int64 `json:"orders"`
+	PhoneOrders     int64 `json:"phone_orders"`
+	WebOrders       int64 `json:"web_orders"`
+	NetRevenueCents int64 `json:"net_revenue_cents"`
+	MediaCostCents  int64 `json:"media_cost_cents"`
+	// EstimatedMissingCalls and EstimatedMissingOrders: what the uncovered
+	// minutes held, by the expected response curve.
+	EstimatedMissingCalls   float64 `json:"estimated_missing_calls"`
+	EstimatedMissingOrders  float64 `json:"estimated_missing_orders"`
+	AdjustedCalls           float64 `json:"adjusted_calls"`
+	AdjustedOrders          float64 `json:"adjusted_orders"`
+	AdjustedNetRevenueCents float64 `json:"adjusted_net_revenue_cents"`
+	// Measured and adjusted ratios; nil where undefined (no orders, no
+	// cost, no target).
+	CostPerOrderCents         *float64 `json:"cost_per_order_cents"`
+	AdjustedCostPerOrderCents *float64 `json:"adjusted_cost_per_order_cents"`
+	MediaRatio                *float64 `json:"media_ratio"`
+	AdjustedMediaRatio        *float64 `json:"adjusted_media_ratio"`
+	TargetRatio               *float64 `json:"target_ratio"`
+	RatioToTarget             *float64 `json:"ratio_to_target"`
+	AdjustedRatioToTarget     *float64 `json:"adjusted_ratio_to_target"`
+}
+
+// ErrRange is returned for a range whose start is not before its end.
+var ErrRange = errors.New("accountability: the range needs a start before its end")
+
+// SQL is the query of the airings that aired in [from, to), by air time,
+// from database db's accountability view.
+func SQL(db string, from, to time.Time) (string, error) {
+	ident, err := chsql.Ident(db)
+	if err != nil {
+		return "", fmt.Errorf("accountability: database: %w", err)
+	}
+	if from.IsZero() || !from.Before(to) {
+		return "", ErrRange
+	}
+	cols := columns()
+	return "SELECT " + strings.Join(cols, ", ") + " FROM " + ident + "." + View +
+		" WHERE aired_at >= " + chsql.Time(from) + " AND aired_at < " + chsql.Time(to) +
+		" ORDER BY aired_at, airing_id", nil
+}
+
+// Query reads the accountability of the airings that aired in [from, to).
+func Query(ctx context.Context, q report.Querier, db string, from, to time.Time) ([]Airing, error) {
+	sql, err := SQL(db, from, to)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("accountability: query %s: %w", View, err)
+	}
+	out := make([]Airing, 0, len(rows))
+	for _, r := range rows {
+		a, err := Decode(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// columns are the view's columns Airing holds, by their json names.
+func columns() []string {
+	t := reflect.TypeFor[Airing]()
+	cols := make([]string, t.NumField())
+	for i := range cols {
+		cols[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	}
+	return cols
+}
+
+// Decode decodes one row of the view, as either engine returns it.
+func Decode(r report.Row) (Airing, error) {
+	var a Airing
+	v := reflect.ValueOf(&a).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		raw, ok := r[name]
+		if !ok {
+			return Airing{}, fmt.Errorf("accountability: column %s missing", name)
+		}
+		if err := set(v.Field(i), raw); err != nil {
+			return Airing{}, fmt.Errorf("accountability: column %s: %w", name, err)
+		}
+	}
+	return a, nil
+}
+
+func set(fv reflect.Value, raw any) error {
+	raw = deref(raw)
+	switch fv.Interface().(type) {
+	case string:
+		s, ok := raw.(string)
+		if !ok {
+			return fmt.Errorf("want text, got %T", raw)
+		}
+		fv.SetString(s)
+	case int64, bool:
+		n, err := asFloat(raw)
+		if err != nil || n == nil {
+			return fmt.Errorf("want a number: %v", err)
+		}
+		if fv.Kind() == reflect.Bool {
+			fv.SetBool(*n != 0)
+		} else {
+			fv.SetInt(int64(math.Round(*n)))
+		}
+	case float64:
+		n, err := asFloat(raw)
+		if err != nil || n == nil {
+			return fmt.Errorf("want a number: %v", err)
+		}
+		fv.SetFloat(*n)
+	case *float64:
+		n, err := asFloat(raw)
+		if err != nil {
+			return err
+		}
+		fv.Set(reflect.ValueOf(n))
+	case time.Time:
+		switch x := raw.(type) {
+		case time.Time:
+			fv.Set(reflect.ValueOf(x.UTC()))
+		case string:
+			t, err := time.ParseInLocation(time.DateTime, x, time.UTC)
+			if err != nil {
+				return err
+			}
+			fv.Set(reflect.ValueOf(t))
+		default:
+			return fmt.Errorf("want a time, got %T", raw)
+		}
+	default:
+		return fmt.Errorf("no decoding for %s", fv.Type())
+	}
+	return nil
+}
+
+// deref follows pointers (Nullable columns scan into pointers).
+func deref(raw any) any {
+	v := reflect.ValueOf(raw)
+	for v.IsValid() && v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if !v.IsValid() {
+		return nil
+	}
+	return v.Interface()
+}
+
+func asFloat(raw any) (*float64, error) {
+	var f float64
+	switch x := raw.(type) {
+	case nil:
+		return nil, nil
+	case float64:
+		f = x
+	case float32:
+		f = float64(x)
+	case json.Number:
+		v, err := strconv.ParseFloat(x.String(), 64)
+		if err != nil {
+			return nil, err
+		}
+		f = v
+	case string: // 64-bit integers in JSON output are quoted
+		v, err := strconv.ParseFloat(x, 64)
+		if err != nil {
+			return nil, err
+		}
+		f = v
+	case bool:
+		if x {
+			f = 1
+		}
+	default:
+		v := reflect.ValueOf(x)
+		switch {
+		case v.CanInt():
+			f = float64(v.Int())
+		case v.CanUint():
+			f = float64(v.Uint())
+		default:
+			return nil, fmt.Errorf("want a number, got %T", raw)
+		}
+	}
+	return &f, nil
+}
+
+// Write writes rows as a table for people: one line per airing, money in
+// units of its currency.
+func Write(w io.Writer, rows []Airing) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "AIRING\tAIRED (UTC)\tSTATUS\tCOVERAGE\tUNCOVERED\tCALLS\t+MISSING\tORDERS\t+MISSING\tCPO\tCPO ADJ.\tRATIO\tRATIO ADJ.\tREASON")
+	for _, a := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%.1f min\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			a.AiringID, a.AiredAt.UTC().Format("2006-01-02 15:04"), a.Status, a.Coverage*100, a.UncoveredMinutes,
+			a.Calls, estimate(a.EstimatedMissingCalls), a.Orders, estimate(a.EstimatedMissingOrders),
+			money(a.CostPerOrderCents), money(a.AdjustedCostPerOrderCents), ratio(a.MediaRatio), ratio(a.AdjustedMediaRatio), a.Reason)
+	}
+	return tw.Flush()
+}
+
+func estimate(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("~%.0f", x)
+}
+
+func money(c *float64) string {
+	if c == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", *c/100)
+}
+
+func ratio(r *float64) string {
+	if r == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", *r)
+}
