@@ -196,3 +196,13 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkEncode(b *testing.B) {
+	e := validOrder()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := e.Encode(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
