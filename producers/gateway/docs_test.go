@@ -61,11 +61,23 @@ func TestDocExamplesValidate(t *testing.T) {
 }
 
 // TestDocExamplesThroughGateway: the examples, sent together as an array,
-// pass the gateway's own checks (a publisher that accepts all stands in).
+// pass the gateway's own checks (a publisher that accepts all stands in);
+// the detection examples are refused, as only the detector publishes them.
 func TestDocExamplesThroughGateway(t *testing.T) {
 	var batch []json.RawMessage
+	var detections []int
 	for _, ex := range docExamples(t) {
+		var head struct{ Kind event.Kind }
+		if err := json.Unmarshal([]byte(ex), &head); err != nil {
+			t.Fatal(err)
+		}
+		if head.Kind.IsDetection() {
+			detections = append(detections, len(batch))
+		}
 		batch = append(batch, json.RawMessage(ex))
+	}
+	if len(detections) == 0 {
+		t.Fatal("docs/events.md has no detection example")
 	}
 	gw, err := New(Config{Tokens: testTokens()}, &fakePublisher{result: acked})
 	if err != nil {
@@ -79,8 +91,20 @@ func TestDocExamplesThroughGateway(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+tokAll)
 	rec := httptest.NewRecorder()
 	gw.Handler().ServeHTTP(rec, req)
-	if rec.Code != http.StatusAccepted {
-		t.Fatalf("code %d: %s", rec.Code, rec.Body)
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("code %d, want 400 for the detection examples: %s", rec.Code, rec.Body)
+	}
+	var resp EventsResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Accepted) != len(batch)-len(detections) || len(resp.Rejected) != len(detections) {
+		t.Fatalf("accepted %d, rejected %d; want %d and %d", len(resp.Accepted), len(resp.Rejected), len(batch)-len(detections), len(detections))
+	}
+	for i, r := range resp.Rejected {
+		if r.Index != detections[i] || len(r.Errors) == 0 || r.Errors[0].Field != "kind" {
+			t.Fatalf("rejection %+v, want index %d on field kind", r, detections[i])
+		}
 	}
 }
 

@@ -382,6 +382,9 @@ func check(raw json.RawMessage, grant Grant) (*event.Event, []event.Problem, str
 	}
 	var problems []event.Problem
 	reason := rejectInvalid
+	if ev.Kind.IsDetection() {
+		problems = append(problems, event.Problem{Field: "kind", Reason: "detection events are published by airtally's detector only"})
+	}
 	if !grant.allows(ev.Source.System, ev.Source.Instance) {
 		problems = append(problems, event.Problem{Field: "source", Reason: "is not a source this token may send events for"})
 		reason = rejectSource
