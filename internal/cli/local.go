@@ -22,6 +22,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/airtally/airtally/consumers/detector"
+	"github.com/airtally/airtally/consumers/detector/accountability"
 	"github.com/airtally/airtally/consumers/loader"
 	"github.com/airtally/airtally/internal/chlocal"
 	"github.com/airtally/airtally/internal/chsql"
@@ -68,7 +70,7 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	fs.BoolVar(&lf.syncAlways, "sync-always", false, "make JetStream fsync every write before it acks (sync_interval: always)")
 	fs.BoolVar(&lf.serve, "serve", false, "keep running after the demo until Ctrl-C")
 	fs.BoolVar(&lf.demo, "demo", true, "play the demo broadcast day")
-	fs.StringVar(&lf.demoDate, "demo-date", "", "the demo day, YYYY-MM-DD (default: yesterday, UTC)")
+	fs.StringVar(&lf.demoDate, "demo-date", "", "the demo broadcast day, YYYY-MM-DD (default: the day before yesterday, UTC, so that every response window has closed)")
 	fs.Uint64Var(&lf.seed, "seed", 1, "seed of the demo day")
 	fs.DurationVar(&lf.waitTimeout, "wait", 2*time.Minute, "how long to wait for the demo day to be loaded")
 	fs.StringVar(&lf.database, "clickhouse-database", "airtally", "ClickHouse database")
@@ -80,7 +82,9 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	if err := logs.setup(env); err != nil {
 		return err
 	}
-	day := time.Now().UTC().AddDate(0, 0, -1)
+	// The broadcast day runs into the next morning (US time), so the day
+	// before yesterday is the latest whose every response window has closed.
+	day := time.Now().UTC().AddDate(0, 0, -2)
 	if lf.demoDate != "" {
 		d, err := time.Parse("2006-01-02", lf.demoDate)
 		if err != nil {
@@ -166,16 +170,39 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	defer wg.Wait()
 	defer stopRun()
 
+	// Detector: downtime, lost events, silent lines, late data.
+	detPub, err := publisher.New(ctx, nc, publisher.Config{SpoolDir: filepath.Join(lf.dataDir, "spool", "detector"), ANIKey: aniKey, Logger: env.Log})
+	if err != nil {
+		return userErr(err, "could not open the detector's spool")
+	}
+	defer closePublisher(env, detPub)
+	det, err := detector.New(js, detPub, detector.Config{Logger: env.Log})
+	if err != nil {
+		return userErr(err, "the detector configuration is not valid")
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := det.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			env.Log.Error("detector stopped", "err", err)
+		}
+	}()
+
 	// Gateway.
 	gwPub, err := publisher.New(ctx, nc, publisher.Config{SpoolDir: filepath.Join(lf.dataDir, "spool", "gateway"), ANIKey: aniKey, Logger: env.Log, Registerer: reg})
 	if err != nil {
 		return userErr(err, "could not open the gateway's spool")
 	}
 	defer closePublisher(env, gwPub)
+	relay, err := publisher.NewRelay(gwPub, publisher.RelayConfig{})
+	if err != nil {
+		return userErr(err, "the heartbeat relay configuration is not valid")
+	}
+	go relay.Run(runCtx)
 	gw, err := gateway.New(gateway.Config{
 		Tokens: map[string]gateway.Grant{string(token): {Name: "local", System: gateway.Any, Instance: gateway.Any}},
 		Logger: env.Log, Registerer: reg,
-	}, gwPub)
+	}, relay)
 	if err != nil {
 		return userErr(err, "the gateway configuration is not valid")
 	}
@@ -209,6 +236,17 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(out, "\nThe airing report for %s (airtally report --from %s):\n\n", d.From.Format("2006-01-02"), d.From.Format("2006-01-02"))
 		if err := report.Write(out, res, report.FormatText); err != nil {
 			return fmt.Errorf("write the airing report: %w", err)
+		}
+		if err := waitDetected(ctx, js, conn, lf.database, det, lf.waitTimeout); err != nil {
+			return err
+		}
+		acc, err := accountability.Query(ctx, report.Native(conn), lf.database, d.From, d.To)
+		if err != nil {
+			return userErr(err, "could not compute the airings' accountability")
+		}
+		fmt.Fprintf(out, "\nEvery airing accounted for (airtally accountability --from %s):\n\n", d.From.Format("2006-01-02"))
+		if err := accountability.Write(out, acc); err != nil {
+			return fmt.Errorf("write the accountability: %w", err)
 		}
 	}
 	if lf.serve {
@@ -348,6 +386,44 @@ func waitLoaded(ctx context.Context, conn driver.Conn, db string, d demoday.Day,
 		select {
 		case err := <-loaderErr:
 			return userErr(err, "the loader stopped before the demo day was loaded")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// waitDetected waits until the detector has seen the whole stream and its
+// detections are loaded.
+func waitDetected(ctx context.Context, js jetstream.JetStream, conn driver.Conn, db string, det *detector.Detector, timeout time.Duration) error {
+	dbq, err := chsql.Ident(db)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := js.Stream(ctx, streams.DefaultEventsStream)
+		if err != nil {
+			return userErr(err, "could not read the events stream")
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return userErr(err, "could not read the events stream")
+		}
+		last := info.State.LastSeq
+		var loaded uint64
+		if err := conn.QueryRow(ctx, "SELECT max(stream_seq) FROM "+dbq+".events").Scan(&loaded); err != nil {
+			return userErr(err, "could not read what was loaded")
+		}
+		// The detector publishes what it finds: wait until it has seen the
+		// stream up to its end and everything is loaded.
+		if det.Applied() >= last && loaded >= last {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return userErr(fmt.Errorf("detector at %d, loaded %d, stream at %d", det.Applied(), loaded, last), "the detector did not catch up in time; see the log")
+		}
+		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):

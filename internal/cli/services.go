@@ -119,9 +119,16 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 		return userErr(err, "could not open the spool in %s", gf.spoolDir)
 	}
 	defer closePublisher(env, pub)
+	// The relay sends heartbeats on behalf of the clients that posted
+	// recently, so that the detector sees them as up.
+	relay, err := publisher.NewRelay(pub, publisher.RelayConfig{})
+	if err != nil {
+		return userErr(err, "the heartbeat relay configuration is not valid")
+	}
+	go relay.Run(ctx)
 	gw, err := gateway.New(gateway.Config{
 		Tokens: tokens, MaxBodyBytes: gf.maxBodyBytes, MaxEvents: gf.maxEvents, Logger: env.Log, Registerer: reg,
-	}, pub)
+	}, relay)
 	if err != nil {
 		return userErr(err, "the gateway configuration is not valid")
 	}
