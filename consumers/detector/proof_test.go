@@ -90,6 +90,19 @@ func proveDay(t *testing.T, seed uint64) {
 		t.Fatalf("accountability on 18.16: %v", err)
 	}
 	checkAccountability(t, "ClickHouse 18.16", d, on18)
+	// One row per airing whatever columns a query reads (18.16 once dropped
+	// an unused aggregate from the view's one-row subquery and returned a
+	// row per event).
+	var perAiring, airingsN uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".airing_accountability").Scan(&perAiring); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT uniqExact(airing_id) FROM "+db+".airings").Scan(&airingsN); err != nil {
+		t.Fatal(err)
+	}
+	if perAiring != airingsN || perAiring == 0 {
+		t.Fatalf("airing_accountability has %d rows for %d airings", perAiring, airingsN)
+	}
 
 	t.Run("current ClickHouse", func(t *testing.T) {
 		ch, cdb := testenv.ChDB(t)

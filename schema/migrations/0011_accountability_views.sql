@@ -542,7 +542,7 @@ FROM
                 ) AS f
                 ALL LEFT JOIN
                 (
-                    SELECT 1 AS k_one, toInt64(toUnixTimestamp(now())) * 1000 AS k_now_ms, max(stored_at_ms) AS k_loaded_ms
+                    SELECT any(1) AS k_one, toInt64(toUnixTimestamp(now())) * 1000 AS k_now_ms, max(stored_at_ms) AS k_loaded_ms
                     FROM {{db}}.events
                 ) AS k USING (k_one)
             ) AS fk
