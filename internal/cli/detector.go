@@ -85,31 +85,20 @@ func (d *detectorFlags) config() (detector.Config, error) {
 
 func runDetector(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "detector")
-	var logs logFlags
-	var nf natsFlags
-	var sf streamFlags
-	var mf metricsFlags
+	var sv serviceFlags
 	var df detectorFlags
-	logs.register(fs, "-")
-	nf.register(fs)
-	sf.register(fs)
-	mf.register(fs, ":9466")
+	sv.register(fs, ":9466")
 	df.register(fs)
-	if err := parse(fs, args); err != nil {
+	var cfg detector.Config
+	reg, stopMetrics, err := sv.start(env, fs, args, func() (err error) {
+		cfg, err = df.config()
 		return err
-	}
-	if err := logs.setup(env); err != nil {
-		return err
-	}
-	cfg, err := df.config()
-	if err != nil {
-		return err
-	}
-	reg, stopMetrics, err := mf.serve(env)
+	})
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
+	nf, sf := sv.nats, sv.streams
 	nc, js, err := jetStream(ctx, env, nf, sf, "airtally-detector", df.ensureStreams)
 	if err != nil {
 		return err

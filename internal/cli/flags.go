@@ -168,3 +168,37 @@ func readKeyFile(path, what string) ([]byte, error) {
 	}
 	return key, nil
 }
+
+// serviceFlags are the flags every long-running component shares: logs to
+// stderr, NATS, the stream layout and a metrics server.
+type serviceFlags struct {
+	logs    logFlags
+	nats    natsFlags
+	streams streamFlags
+	metrics metricsFlags
+}
+
+func (s *serviceFlags) register(fs *flag.FlagSet, metricsAddr string) {
+	s.logs.register(fs, "-")
+	s.nats.register(fs)
+	s.streams.register(fs)
+	s.metrics.register(fs, metricsAddr)
+}
+
+// start parses args, sets the log up and starts the metrics server; check,
+// if set, vets the component's own flags before anything is started. It
+// returns the metrics registry and the function that stops the server.
+func (s *serviceFlags) start(env *Env, fs *flag.FlagSet, args []string, check func() error) (*prometheus.Registry, func(), error) {
+	if err := parse(fs, args); err != nil {
+		return nil, nil, err
+	}
+	if err := s.logs.setup(env); err != nil {
+		return nil, nil, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return s.metrics.serve(env)
+}

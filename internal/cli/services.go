@@ -74,38 +74,28 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 
 func runGateway(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "gateway")
-	var logs logFlags
-	var nf natsFlags
-	var sf streamFlags
-	var mf metricsFlags
+	var sv serviceFlags
 	var gf gatewayFlags
-	logs.register(fs, "-")
-	nf.register(fs)
-	sf.register(fs)
-	mf.register(fs, ":9464")
+	sv.register(fs, ":9464")
 	gf.register(fs)
-	if err := parse(fs, args); err != nil {
+	var tokens map[string]gateway.Grant
+	var aniKey []byte
+	reg, stopMetrics, err := sv.start(env, fs, args, func() error {
+		if gf.tokensFile == "" {
+			return &flagError{msg: "--tokens-file is required"}
+		}
+		var err error
+		if tokens, err = gateway.LoadTokens(gf.tokensFile); err != nil {
+			return userErr(err, "the tokens file could not be used")
+		}
+		aniKey, err = readKeyFile(gf.aniKeyFile, "--ani-key-file")
 		return err
-	}
-	if err := logs.setup(env); err != nil {
-		return err
-	}
-	if gf.tokensFile == "" {
-		return &flagError{msg: "--tokens-file is required"}
-	}
-	tokens, err := gateway.LoadTokens(gf.tokensFile)
-	if err != nil {
-		return userErr(err, "the tokens file could not be used")
-	}
-	aniKey, err := readKeyFile(gf.aniKeyFile, "--ani-key-file")
-	if err != nil {
-		return err
-	}
-	reg, stopMetrics, err := mf.serve(env)
+	})
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
+	nf, sf := sv.nats, sv.streams
 	nc, _, err := jetStream(ctx, env, nf, sf, "airtally-gateway", gf.ensureStreams)
 	if err != nil {
 		return err
@@ -198,29 +188,18 @@ func (l *loaderFlags) register(fs *flag.FlagSet) {
 
 func runLoader(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "loader")
-	var logs logFlags
-	var nf natsFlags
-	var sf streamFlags
+	var sv serviceFlags
 	var cf chFlags
-	var mf metricsFlags
 	var lf loaderFlags
-	logs.register(fs, "-")
-	nf.register(fs)
-	sf.register(fs)
+	sv.register(fs, ":9465")
 	cf.register(fs)
-	mf.register(fs, ":9465")
 	lf.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := logs.setup(env); err != nil {
-		return err
-	}
-	reg, stopMetrics, err := mf.serve(env)
+	reg, stopMetrics, err := sv.start(env, fs, args, nil)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
+	nf, sf := sv.nats, sv.streams
 	chCfg := cf.config().WithDefaults()
 	conn, err := connect.OpenClickHouse(ctx, chCfg)
 	if err != nil {
