@@ -20,8 +20,8 @@ type Loader struct {
 	log  *slog.Logger
 	m    *metrics
 
-	// fetchDelay is the pause after the next failed fetch (Run's goroutine
-	// only).
+	// fetchDelay is the pause after the next failed fetch (used by the
+	// collecting goroutine only, once Run started it).
 	fetchDelay time.Duration
 
 	// afterInsert, when set (tests only), runs after a batch insert returned

@@ -216,7 +216,9 @@ func projectionOf(ev *event.Event, m meta) (*projRow, error) {
 }
 
 func newDeadLetter(prefix, subject string, data []byte, seq uint64, err error) *deadLetter {
-	card := errors.Is(err, event.ErrCardNumber) || pci.Contains(subject)
+	// A message too malformed to be checked field by field (not an object,
+	// too large) is still scanned as a whole.
+	card := errors.Is(err, event.ErrCardNumber) || pci.Contains(subject) || pci.Contains(string(data))
 	d := &deadLetter{
 		streamSeq: seq,
 		subject:   pci.Mask(subject),

@@ -38,6 +38,8 @@ func TestDecodeMessage(t *testing.T) {
 		{"missing required field", subject, set("currency", ""), classInvalid, "currency: is required for order.placed", ""},
 		{"wrong type", subject, set("amount_cents", "lots"), classInvalid, "amount_cents: must be a whole number", "lots"},
 		{"not json", subject, []byte("\x00\x01"), classInvalid, "must be a JSON object", ""},
+		{"card number in truncated json", subject, []byte(`{"kind":"order.placed","note":"4111 1111 1111 1111"`), classCardNumber, "must be a JSON object", "4111 1111 1111 1111"},
+		{"card number in an array", subject, []byte(`["4111111111111111"]`), classCardNumber, "must be a JSON object", "4111111111111111"},
 		{"other kind's subject", prefix + ".call_received.acd.tampa-01", good, classSubject, "subject: does not match", ""},
 		{"other source's subject", prefix + ".order_placed.acd.tampa-02", good, classSubject, "subject: does not match", ""},
 		{"subject outside the prefix", "elsewhere.order_placed.acd.tampa-01", good, classSubject, "subject: does not match", ""},

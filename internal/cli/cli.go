@@ -92,13 +92,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	id := uuid.Must(uuid.NewV7()).String()
 	env.Log.Error("command failed", "command", cmd.name, "error_id", id, "err", err)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		fmt.Fprintf(stderr, "airtally %s: stopped.\n", cmd.name)
+		return 130
+	}
 	msg := fmt.Sprintf("the %s command did not complete", cmd.name)
 	var ue *UserError
 	if errors.As(err, &ue) {
 		msg = ue.Message
-	} else if errors.Is(err, context.Canceled) {
-		fmt.Fprintf(stderr, "airtally %s: stopped.\n", cmd.name)
-		return 130
 	}
 	fmt.Fprintf(stderr, "airtally %s: sorry, %s (error id %s; the details are in the log).\n", cmd.name, msg, id)
 	return 1

@@ -167,15 +167,34 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 		defer wg.Done()
 		loaderErr <- l.Run(runCtx)
 	}()
-	defer wg.Wait()
-	defer stopRun()
+	// Shut down in order: stop taking requests, stop the components and
+	// wait for them, then close the publishers they publish through.
+	var (
+		srv           *http.Server
+		detPub, gwPub *publisher.Publisher
+	)
+	defer func() {
+		if srv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := srv.Shutdown(sctx); err != nil {
+				env.Log.Warn("gateway shutdown", "err", err)
+			}
+			cancel()
+		}
+		stopRun()
+		wg.Wait()
+		for _, p := range []*publisher.Publisher{gwPub, detPub} {
+			if p != nil {
+				closePublisher(env, p)
+			}
+		}
+	}()
 
 	// Detector: downtime, lost events, silent lines, late data.
-	detPub, err := publisher.New(ctx, nc, publisher.Config{SpoolDir: filepath.Join(lf.dataDir, "spool", "detector"), ANIKey: aniKey, Logger: env.Log})
+	detPub, err = publisher.New(ctx, nc, publisher.Config{SpoolDir: filepath.Join(lf.dataDir, "spool", "detector"), ANIKey: aniKey, Logger: env.Log})
 	if err != nil {
 		return userErr(err, "could not open the detector's spool")
 	}
-	defer closePublisher(env, detPub)
 	det, err := detector.New(js, detPub, detector.Config{Logger: env.Log})
 	if err != nil {
 		return userErr(err, "the detector configuration is not valid")
@@ -189,16 +208,19 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	}()
 
 	// Gateway.
-	gwPub, err := publisher.New(ctx, nc, publisher.Config{SpoolDir: filepath.Join(lf.dataDir, "spool", "gateway"), ANIKey: aniKey, Logger: env.Log, Registerer: reg})
+	gwPub, err = publisher.New(ctx, nc, publisher.Config{SpoolDir: filepath.Join(lf.dataDir, "spool", "gateway"), ANIKey: aniKey, Logger: env.Log, Registerer: reg})
 	if err != nil {
 		return userErr(err, "could not open the gateway's spool")
 	}
-	defer closePublisher(env, gwPub)
 	relay, err := publisher.NewRelay(gwPub, publisher.RelayConfig{})
 	if err != nil {
 		return userErr(err, "the heartbeat relay configuration is not valid")
 	}
-	go relay.Run(runCtx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = relay.Run(runCtx)
+	}()
 	gw, err := gateway.New(gateway.Config{
 		Tokens: map[string]gateway.Grant{string(token): {Name: "local", System: gateway.Any, Instance: gateway.Any}},
 		Logger: env.Log, Registerer: reg,
@@ -210,9 +232,8 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return userErr(err, "could not listen on %s (is it in use? set --http-addr)", lf.httpAddr)
 	}
-	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Close()
 	gwURL := "http://" + ln.Addr().String()
 	step("HTTP gateway on %s (token in %s), loader running, metrics on http://%s/metrics", gwURL, filepath.Join(lf.dataDir, "gateway.token"), mf.addr)
 

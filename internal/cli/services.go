@@ -84,6 +84,9 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 		if gf.tokensFile == "" {
 			return &flagError{msg: "--tokens-file is required"}
 		}
+		if (gf.tlsCert == "") != (gf.tlsKey == "") {
+			return &flagError{msg: "--tls-cert and --tls-key go together"}
+		}
 		var err error
 		if tokens, err = gateway.LoadTokens(gf.tokensFile); err != nil {
 			return userErr(err, "the tokens file could not be used")
