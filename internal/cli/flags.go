@@ -81,6 +81,7 @@ func (n *natsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.cfg.CAFile, "nats-ca", "", "CA certificate to verify NATS servers (enables TLS)")
 	fs.StringVar(&n.cfg.CertFile, "nats-cert", "", "client certificate for NATS mutual TLS")
 	fs.StringVar(&n.cfg.KeyFile, "nats-key", "", "client key for NATS mutual TLS")
+	fs.StringVar(&n.cfg.InboxPrefix, "nats-inbox-prefix", "", "prefix of this client's reply subjects (default _INBOX); give each NATS user its own, see deploy/nats/permissions.md")
 }
 
 // chFlags are the ClickHouse connection flags.

@@ -55,7 +55,8 @@ func jetStream(ctx context.Context, env *Env, nf natsFlags, sf streamFlags, name
 type gatewayFlags struct {
 	listen, tokensFile, spoolDir, aniKeyFile, tlsCert, tlsKey string
 	spoolMaxBytes, maxBodyBytes                               int64
-	maxEvents                                                 int
+	maxEvents, rateBurst                                      int
+	ratePerSecond                                             float64
 	ensureStreams                                             bool
 }
 
@@ -69,6 +70,8 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.tlsKey, "tls-key", "", "key of --tls-cert")
 	fs.Int64Var(&g.maxBodyBytes, "max-body-bytes", gateway.DefaultMaxBodyBytes, "largest request body (413 beyond)")
 	fs.IntVar(&g.maxEvents, "max-events", gateway.DefaultMaxEvents, "most events in one request (413 beyond)")
+	fs.Float64Var(&g.ratePerSecond, "rate-per-second", 0, "events each token may send per second (0: unlimited); beyond it the gateway answers 429 with Retry-After")
+	fs.IntVar(&g.rateBurst, "rate-burst", 0, "most events a token may send at once under --rate-per-second (default: --max-events)")
 	fs.BoolVar(&g.ensureStreams, "ensure-streams", true, "create or update the JetStream streams at start-up")
 }
 
@@ -120,7 +123,8 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 	}
 	go relay.Run(ctx)
 	gw, err := gateway.New(gateway.Config{
-		Tokens: tokens, MaxBodyBytes: gf.maxBodyBytes, MaxEvents: gf.maxEvents, Logger: env.Log, Registerer: reg,
+		Tokens: tokens, MaxBodyBytes: gf.maxBodyBytes, MaxEvents: gf.maxEvents, RatePerSecond: gf.ratePerSecond, RateBurst: gf.rateBurst,
+		Logger: env.Log, Registerer: reg,
 	}, relay)
 	if err != nil {
 		return userErr(err, "the gateway configuration is not valid")

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,6 +38,11 @@ type NATS struct {
 	CAFile, CertFile, KeyFile string
 	// Name identifies the client to the server (shown in monitoring).
 	Name string
+	// InboxPrefix replaces "_INBOX" as the prefix of reply subjects. Give
+	// each NATS user its own (e.g. "_INBOX.loader") and allow it only that
+	// prefix: with a shared "_INBOX.>" any user allowed to subscribe there
+	// could read what JetStream delivers to others (deploy/nats/permissions.md).
+	InboxPrefix string
 }
 
 // ConnectNATS connects with unlimited reconnects, so a component rides out
@@ -93,15 +99,27 @@ func ConnectNATS(cfg NATS, log *slog.Logger) (*nats.Conn, error) {
 	if cfg.CAFile != "" {
 		opts = append(opts, nats.RootCAs(cfg.CAFile))
 	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
+	}
 	if cfg.CertFile != "" || cfg.KeyFile != "" {
 		opts = append(opts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect: nats %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect: nats %s: %w", redactURL(url), redactedError{err})
 	}
 	return nc, nil
 }
+
+// redactedError is an error whose text has the passwords of any URLs in
+// it masked (a URL parse error quotes the URL whole).
+type redactedError struct{ err error }
+
+func (e redactedError) Error() string { return userInfoRe.ReplaceAllString(e.err.Error(), "://***@") }
+func (e redactedError) Unwrap() error { return e.err }
+
+var userInfoRe = regexp.MustCompile(`://[^/@\s"]*@`)
 
 // ClickHouse configures a ClickHouse connection (native protocol).
 type ClickHouse struct {

@@ -72,6 +72,17 @@ type Config struct {
 	// RetryAfter is what a 503 answer tells the client to wait before it
 	// retries (whole seconds, at least 1). Default 5 s.
 	RetryAfter time.Duration
+	// RatePerSecond bounds the events each token may send per second: a
+	// token bucket per token, refilled at this rate, from which every
+	// request takes as many as it holds events. A request that finds too
+	// few is answered 429 with Retry-After and nothing of it is stored.
+	// Default 0: unlimited.
+	RatePerSecond float64
+	// RateBurst is the size of each token's bucket: the most events a
+	// token may send at once after a pause. A request with more events is
+	// answered 413. Used only with RatePerSecond; default MaxEvents, so
+	// that any request within MaxEvents can pass.
+	RateBurst int
 	// Logger receives one line per error response (with its error_id) and
 	// per request summary; it never receives tokens, payloads or field
 	// values. Nil discards logs.
@@ -91,6 +102,9 @@ func (c Config) WithDefaults() Config {
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
 	}
+	if c.RatePerSecond > 0 && c.RateBurst == 0 {
+		c.RateBurst = c.MaxEvents
+	}
 	return c
 }
 
@@ -107,6 +121,10 @@ func (c Config) Validate() error {
 		return errors.New("gateway: max events must be positive")
 	case c.RetryAfter < time.Second:
 		return errors.New("gateway: retry after must be at least 1s")
+	case c.RatePerSecond < 0:
+		return errors.New("gateway: rate per second must be 0 (unlimited) or positive")
+	case c.RateBurst < 0:
+		return errors.New("gateway: rate burst must be positive")
 	}
 	for tok, g := range c.Tokens {
 		if err := validToken(tok); err != nil {

@@ -42,6 +42,7 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *metrics
 	handler http.Handler
+	limits  *rateLimiter // per-token rate limits; nil: unlimited
 }
 
 // New returns a gateway publishing through pub.
@@ -69,6 +70,7 @@ func New(cfg Config, pub Publisher) (*Gateway, error) {
 		auth:    newAuthenticator(cfg.Tokens),
 		log:     logger.With("component", "gateway"),
 		metrics: m,
+		limits:  newRateLimiter(cfg.RatePerSecond, cfg.RateBurst),
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/events", g.endpoint("events", g.postEvents))
@@ -235,6 +237,9 @@ func (g *Gateway) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		g.fail(w, r, http.StatusBadRequest, msgMalformed, err)
+		return
+	}
+	if !g.admitRate(w, r, grant, len(raws)) {
 		return
 	}
 	g.answer(w, r, grant, g.process(r.Context(), grant, raws))
