@@ -245,6 +245,12 @@ func TestConfigValidate(t *testing.T) {
 		{"user xml injection", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a><b"}}}, false},
 		{"user duplicate", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a"}, {Name: "a"}}}, false},
 		{"negative memory", chlocal.Config{Dir: "/x", MaxQueryMemory: -1}, false},
+		{"profile ok", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a", Databases: []string{"airtally"},
+			Profile: &chlocal.Profile{ReadOnly: 2, NoDDL: true, MaxExecutionTime: time.Minute, MaxResultRows: 10}}}}, true},
+		{"profile readonly 3", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a", Profile: &chlocal.Profile{ReadOnly: 3}}}}, false},
+		{"profile fractional seconds", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a", Profile: &chlocal.Profile{MaxExecutionTime: 1500 * time.Millisecond}}}}, false},
+		{"profile negative memory", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a", Profile: &chlocal.Profile{MaxMemoryUsage: -1}}}}, false},
+		{"database xml injection", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a", Databases: []string{"a</database>"}}}}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

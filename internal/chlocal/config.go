@@ -35,6 +35,77 @@ type User struct {
 	// ReadOnly users may read data but not write it, change settings or run
 	// DDL (profile setting readonly=1).
 	ReadOnly bool
+	// Profile, when not nil, gives the user a settings profile of its own
+	// (named "user_" + Name) instead of the shared "default" or "readonly"
+	// one. ReadOnly still applies: it raises Profile.ReadOnly to at least 1.
+	Profile *Profile
+	// Databases, when not empty, are the only databases the user may use
+	// (allow_databases); ClickHouse always lets every user read "system".
+	Databases []string
+}
+
+// Profile is a user's own settings profile. ClickHouse 18.16 has no SQL
+// GRANTs and no settings constraints: what a user may do is decided by its
+// profile's readonly and allow_ddl settings, and a limit binds only a user
+// that cannot change settings (ReadOnly 1).
+type Profile struct {
+	// ReadOnly is the readonly setting: 0 (default) allows everything, 1
+	// allows reads only and no change of settings, 2 allows reads and
+	// changes of settings.
+	ReadOnly int
+	// NoDDL sets allow_ddl=0: no CREATE, DROP, ALTER, RENAME or TRUNCATE,
+	// while INSERT and SELECT stay allowed.
+	NoDDL bool
+	// MaxMemoryUsage caps one query's memory in bytes; 0 (default) means
+	// Config.MaxQueryMemory.
+	MaxMemoryUsage int64
+	// MaxExecutionTime caps one query's run time, in whole seconds; 0
+	// (default) means no limit.
+	MaxExecutionTime time.Duration
+	// MaxResultRows caps the rows of a result (result_overflow_mode throw);
+	// 0 (default) means no limit.
+	MaxResultRows uint64
+	// MaxRowsToRead caps the rows one query reads (read_overflow_mode
+	// throw); 0 (default) means no limit.
+	MaxRowsToRead uint64
+}
+
+func (p *Profile) validate() error {
+	switch {
+	case p.ReadOnly < 0 || p.ReadOnly > 2:
+		return fmt.Errorf("ReadOnly %d: want 0, 1 or 2", p.ReadOnly)
+	case p.MaxMemoryUsage < 0:
+		return fmt.Errorf("MaxMemoryUsage %d is negative", p.MaxMemoryUsage)
+	case p.MaxExecutionTime < 0 || p.MaxExecutionTime%time.Second != 0:
+		return fmt.Errorf("MaxExecutionTime %s: want whole seconds, not negative", p.MaxExecutionTime)
+	}
+	return nil
+}
+
+// settings is the profile's XML, with readOnly raised to at least min.
+func (p *Profile) settings(maxMemory int64, minReadOnly int) string {
+	var b strings.Builder
+	mem := p.MaxMemoryUsage
+	if mem == 0 {
+		mem = maxMemory
+	}
+	fmt.Fprintf(&b, "<max_memory_usage>%d</max_memory_usage><poll_interval>1</poll_interval>", mem)
+	if ro := max(p.ReadOnly, minReadOnly); ro > 0 {
+		fmt.Fprintf(&b, "<readonly>%d</readonly>", ro)
+	}
+	if p.NoDDL {
+		b.WriteString("<allow_ddl>0</allow_ddl>")
+	}
+	if p.MaxExecutionTime > 0 {
+		fmt.Fprintf(&b, "<max_execution_time>%d</max_execution_time><timeout_overflow_mode>throw</timeout_overflow_mode>", int64(p.MaxExecutionTime/time.Second))
+	}
+	if p.MaxResultRows > 0 {
+		fmt.Fprintf(&b, "<max_result_rows>%d</max_result_rows><result_overflow_mode>throw</result_overflow_mode>", p.MaxResultRows)
+	}
+	if p.MaxRowsToRead > 0 {
+		fmt.Fprintf(&b, "<max_rows_to_read>%d</max_rows_to_read><read_overflow_mode>throw</read_overflow_mode>", p.MaxRowsToRead)
+	}
+	return b.String()
 }
 
 // Config configures a local server.
@@ -65,7 +136,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-var userNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+var (
+	userNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+	dbNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
 
 func (c *Config) setDefaults() {
 	if c.Host == "" {
@@ -114,6 +188,16 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("chlocal: Users[%d].Name %q: duplicate or reserved", i, u.Name)
 		}
 		seen[u.Name] = true
+		if u.Profile != nil {
+			if err := u.Profile.validate(); err != nil {
+				return fmt.Errorf("chlocal: Users[%d] (%s).Profile: %w", i, u.Name, err)
+			}
+		}
+		for j, db := range u.Databases {
+			if !dbNameRE.MatchString(db) {
+				return fmt.Errorf("chlocal: Users[%d] (%s).Databases[%d] %q: want [A-Za-z_][A-Za-z0-9_]*", i, u.Name, j, db)
+			}
+		}
 	}
 	return nil
 }
@@ -183,11 +267,23 @@ func writeConfig(p paths, cfg *Config) error {
 	// while a client pool was open.
 	w("    <default><max_memory_usage>%s</max_memory_usage><poll_interval>1</poll_interval></default>\n", mem)
 	w("    <readonly><max_memory_usage>%s</max_memory_usage><readonly>1</readonly></readonly>\n", mem)
+	for _, u := range cfg.Users {
+		if u.Profile != nil {
+			minRO := 0
+			if u.ReadOnly {
+				minRO = 1
+			}
+			w("    <user_%s>%s</user_%s>\n", u.Name, u.Profile.settings(cfg.MaxQueryMemory, minRO), u.Name)
+		}
+	}
 	w("  </profiles>\n  <users>\n")
 	w("    <default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default>\n")
 	for _, u := range cfg.Users {
 		profile := "default"
-		if u.ReadOnly {
+		switch {
+		case u.Profile != nil:
+			profile = "user_" + u.Name
+		case u.ReadOnly:
 			profile = "readonly"
 		}
 		pw := "<password></password>"
@@ -195,7 +291,11 @@ func writeConfig(p paths, cfg *Config) error {
 			sum := sha256.Sum256([]byte(u.Password))
 			pw = "<password_sha256_hex>" + hex.EncodeToString(sum[:]) + "</password_sha256_hex>"
 		}
-		w("    <%s>%s<networks><ip>::/0</ip></networks><profile>%s</profile><quota>default</quota></%s>\n", u.Name, pw, profile, u.Name)
+		dbs := ""
+		if len(u.Databases) > 0 {
+			dbs = "<allow_databases><database>" + strings.Join(u.Databases, "</database><database>") + "</database></allow_databases>"
+		}
+		w("    <%s>%s<networks><ip>::/0</ip></networks><profile>%s</profile><quota>default</quota>%s</%s>\n", u.Name, pw, profile, dbs, u.Name)
 	}
 	w("  </users>\n")
 	w("  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>\n")

@@ -164,11 +164,24 @@ func (c ClickHouse) WithDefaults() ClickHouse {
 	return c
 }
 
-// OpenClickHouse opens a connection pool and pings it. The database need not
-// exist yet (migrations create it): the pool connects to "default" and every
-// airtally statement names its database.
+// OpenClickHouse opens a connection pool and pings it. Its default database
+// is cfg.Database (a user may be allowed that database only); when it does
+// not exist yet (migrations create it) the pool connects to "default"
+// instead. Every airtally statement names its database.
 func OpenClickHouse(ctx context.Context, cfg ClickHouse) (driver.Conn, error) {
 	cfg = cfg.WithDefaults()
+	conn, err := openClickHouse(ctx, cfg, cfg.Database)
+	var exc *clickhouse.Exception
+	if errors.As(err, &exc) && exc.Code == codeUnknownDatabase {
+		return openClickHouse(ctx, cfg, "default")
+	}
+	return conn, err
+}
+
+// codeUnknownDatabase is ClickHouse's UNKNOWN_DATABASE.
+const codeUnknownDatabase = 81
+
+func openClickHouse(ctx context.Context, cfg ClickHouse, database string) (driver.Conn, error) {
 	pw, err := readSecret(cfg.PasswordFile)
 	if err != nil {
 		return nil, fmt.Errorf("connect: clickhouse password file: %w", err)
@@ -176,7 +189,7 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouse) (driver.Conn, error) {
 	opts := &clickhouse.Options{
 		Protocol:         clickhouse.Native,
 		Addr:             cfg.Addrs,
-		Auth:             clickhouse.Auth{Database: "default", Username: cfg.User, Password: pw},
+		Auth:             clickhouse.Auth{Database: database, Username: cfg.User, Password: pw},
 		DialTimeout:      cfg.DialTimeout,
 		ReadTimeout:      cfg.ReadTimeout,
 		MaxOpenConns:     cfg.MaxOpenConns,
