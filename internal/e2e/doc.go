@@ -46,6 +46,23 @@
 // and resends a request, as it is told to, leaves no gap in its source's
 // numbers.
 //
+// Failover and locked-down access (issue 6):
+//
+//   - TestClusterNodeKilledWhilePublishingAndLoading: a three-node NATS
+//     cluster with replicated streams loses no acknowledged event when the
+//     stream leader, the consumer leader or a follower is killed.
+//   - TestClusterLoaderKilledPeerTakesOver: a loader killed with SIGKILL
+//     mid-stream; its peer on the same durable consumer loads the rest.
+//   - TestNATSPermissions, TestPermissionsDocMatches, TestNATSTLS,
+//     TestGatewayTLS, TestNoSecretInLogsOrErrors: per-user NATS permissions
+//     with private inboxes (as deploy/nats/permissions.md documents), TLS
+//     with generated certificates, and no secret in logs or errors.
+//   - TestClickHouseUsersLockedDown: the loader's user cannot change the
+//     schema; Grafana's and analysts' users are read-only with limits.
+//   - TestCardCorpusNeverStored: every card of producers/pci's corpus is
+//     refused on every path and stored nowhere; the look-alikes that fail
+//     Luhn are stored verbatim.
+//
 // A test that stops the shared ClickHouse server restarts it itself; no
 // test here runs in parallel with another.
 package e2e
