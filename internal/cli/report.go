@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airtally/airtally/consumers/detector/accountability"
 	"github.com/airtally/airtally/internal/connect"
 	"github.com/airtally/airtally/internal/report"
 )
@@ -81,7 +82,21 @@ func runReport(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return userErr(err, "the report could not be computed (is the schema migrated? run 'airtally migrate')")
 	}
-	return report.Write(env.Stdout, res, f)
+	if err := report.Write(env.Stdout, res, f); err != nil {
+		return fmt.Errorf("write the report: %w", err)
+	}
+	if o.By != report.ByAiring || f != report.FormatText {
+		return nil
+	}
+	// The airings' accountability follows their figures (as CSV or JSON it
+	// is 'airtally accountability').
+	acc, err := accountability.Query(ctx, report.Native(conn), o.Database, o.Filter.From, o.Filter.To)
+	if err != nil {
+		return userErr(err, "the airings' accountability could not be computed")
+	}
+	fmt.Fprintln(env.Stdout, "\nAccountability of the same airings:")
+	fmt.Fprintln(env.Stdout)
+	return accountability.Write(env.Stdout, acc)
 }
 
 // rangeFlags reads --from and --to: broadcast days (the range runs from
