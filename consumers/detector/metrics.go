@@ -1,8 +1,8 @@
 package detector
 
 import (
-	"errors"
 	"fmt"
+	"github.com/airtally/airtally/internal/promreg"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -38,34 +38,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "snapshots_total", Help: "State snapshots saved (each acknowledges the events before it)."}),
 	}
 	var err error
-	m.events = register(reg, m.events, &err)
-	m.detections = register(reg, m.detections, &err)
-	m.alerts = register(reg, m.alerts, &err)
-	m.alertErrors = register(reg, m.alertErrors, &err)
-	m.down = register(reg, m.down, &err)
-	m.snapshots = register(reg, m.snapshots, &err)
+	m.events = promreg.Register(reg, m.events, &err)
+	m.detections = promreg.Register(reg, m.detections, &err)
+	m.alerts = promreg.Register(reg, m.alerts, &err)
+	m.alertErrors = promreg.Register(reg, m.alertErrors, &err)
+	m.down = promreg.Register(reg, m.down, &err)
+	m.snapshots = promreg.Register(reg, m.snapshots, &err)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("detector: register metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name (several detectors in one process share them).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T, errp *error) T {
-	if *errp != nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing
-			}
-		}
-		*errp = fmt.Errorf("detector: register metrics: %w", err)
-	}
-	return c
 }
 
 func (m *metrics) event() {

@@ -1,8 +1,8 @@
 package loader
 
 import (
-	"errors"
 	"fmt"
+	"github.com/airtally/airtally/internal/promreg"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,38 +49,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "consumer_ack_pending", Help: "Messages delivered to the consumer and not yet acknowledged."}),
 	}
 	var err error
-	m.loaded = register(reg, m.loaded, &err)
-	m.batches = register(reg, m.batches, &err)
-	m.batchSize = register(reg, m.batchSize, &err)
-	m.insertTime = register(reg, m.insertTime, &err)
-	m.insertErrors = register(reg, m.insertErrors, &err)
-	m.deadLetters = register(reg, m.deadLetters, &err)
-	m.redeliveries = register(reg, m.redeliveries, &err)
-	m.pending = register(reg, m.pending, &err)
-	m.ackPending = register(reg, m.ackPending, &err)
+	m.loaded = promreg.Register(reg, m.loaded, &err)
+	m.batches = promreg.Register(reg, m.batches, &err)
+	m.batchSize = promreg.Register(reg, m.batchSize, &err)
+	m.insertTime = promreg.Register(reg, m.insertTime, &err)
+	m.insertErrors = promreg.Register(reg, m.insertErrors, &err)
+	m.deadLetters = promreg.Register(reg, m.deadLetters, &err)
+	m.redeliveries = promreg.Register(reg, m.redeliveries, &err)
+	m.pending = promreg.Register(reg, m.pending, &err)
+	m.ackPending = promreg.Register(reg, m.ackPending, &err)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("loader: register metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name so that several loaders in one process share it. The first
-// failure is kept in *errp.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T, errp *error) T {
-	if *errp != nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing
-			}
-		}
-		*errp = fmt.Errorf("loader: register metrics: %w", err)
-	}
-	return c
 }
 
 func (m *metrics) batchLoaded(rows int) {
