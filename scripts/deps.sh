@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what airtally's local mode and tests need, and only what is
 # missing: a ClickHouse server (Debian's clickhouse-server, via apt) and,
-# for the tests, libchdb (current ClickHouse in-process, via npm) under
-# .cache/chdb/. airtally itself never installs anything; this script is the
+# for the tests, ZooKeeper (Debian's zookeeper, via apt: the replicated
+# ClickHouse tests) and libchdb (current ClickHouse in-process, via npm)
+# under .cache/chdb/. airtally itself never installs anything; this script is the
 # one place that does.
 #
 #   scripts/deps.sh clickhouse   # the ClickHouse server only (local mode)
-#   scripts/deps.sh all          # also libchdb (tests)
+#   scripts/deps.sh all          # also ZooKeeper and libchdb (tests)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +25,13 @@ if ! have_clickhouse; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
   have_clickhouse || { echo "deps: clickhouse-server did not install" >&2; exit 1; }
+fi
+
+if [ "$what" = all ] && [ ! -x /usr/share/zookeeper/bin/zkServer.sh ]; then
+  echo "deps: installing zookeeper with apt" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
+  [ -x /usr/share/zookeeper/bin/zkServer.sh ] || { echo "deps: zookeeper did not install" >&2; exit 1; }
 fi
 
 if [ "$what" = all ]; then

@@ -250,6 +250,17 @@ func TestConfigValidate(t *testing.T) {
 		{"profile readonly 3", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a", Profile: &chlocal.Profile{ReadOnly: 3}}}}, false},
 		{"profile fractional seconds", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a", Profile: &chlocal.Profile{MaxExecutionTime: 1500 * time.Millisecond}}}}, false},
 		{"profile negative memory", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a", Profile: &chlocal.Profile{MaxMemoryUsage: -1}}}}, false},
+		{"replica ok", replicaCfg(func(*chlocal.Replica) {}), true},
+		{"replica cluster injection", replicaCfg(func(r *chlocal.Replica) { r.Cluster = "c><x" }), false},
+		{"replica no shard", replicaCfg(func(r *chlocal.Replica) { r.Shard = "" }), false},
+		{"replica no zookeeper", replicaCfg(func(r *chlocal.Replica) { r.ZooKeeper = nil }), false},
+		{"replica zookeeper no port", replicaCfg(func(r *chlocal.Replica) { r.ZooKeeper = []string{"zk"} }), false},
+		{"replica root trailing slash", replicaCfg(func(r *chlocal.Replica) { r.ZooKeeperRoot = "/a/" }), false},
+		{"replica not in replicas", replicaCfg(func(r *chlocal.Replica) { r.Replicas = []string{"127.0.0.1:9001"} }), false},
+		{"replica picked tcp port", chlocal.Config{Dir: "/x", Host: "127.0.0.1", Replica: &chlocal.Replica{Cluster: "c", Shard: "1", Name: "r1",
+			ZooKeeper: []string{"127.0.0.1:2181"}, Replicas: []string{"127.0.0.1:0"}}}, false},
+		{"tls no key", chlocal.Config{Dir: "/x", TLS: &chlocal.TLS{CertFile: "c.pem"}}, false},
+		{"tls port clash", chlocal.Config{Dir: "/x", TCPPort: 9000, TLS: &chlocal.TLS{CertFile: "c.pem", KeyFile: "k.pem", Port: 9000}}, false},
 		{"database xml injection", chlocal.Config{Dir: "/x", Users: []chlocal.User{{Name: "a", Databases: []string{"a</database>"}}}}, false},
 	}
 	for _, tc := range tests {
@@ -260,6 +271,14 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// replicaCfg is a valid replica's Config, changed by edit.
+func replicaCfg(edit func(*chlocal.Replica)) chlocal.Config {
+	r := &chlocal.Replica{Cluster: "airtally", Shard: "01", Name: "r1",
+		ZooKeeper: []string{"127.0.0.1:2181"}, Replicas: []string{"127.0.0.1:9000", "127.0.0.1:9001"}}
+	edit(r)
+	return chlocal.Config{Dir: "/x", Host: "127.0.0.1", TCPPort: 9000, Replica: r}
 }
 
 // TestNoOrphanWhenParentDies starts a server from a child process, kills

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -134,11 +136,53 @@ type Config struct {
 	StopTimeout time.Duration
 	// Logger receives start/stop messages; nil discards them.
 	Logger *slog.Logger
+	// Replica, when not nil, makes the server one replica of a replicated
+	// cluster: ZooKeeper, the {shard} and {replica} macros, the cluster in
+	// remote_servers and distributed DDL (ON CLUSTER). Nil (default) is a
+	// standalone server.
+	Replica *Replica
+	// TLS, when not nil, adds the native protocol over TLS on its own port.
+	TLS *TLS
+}
+
+// Replica makes a server one replica of a cluster of one shard whose
+// replicas all hold every row (internal_replication: a replicated table
+// copies each insert to the other replicas through ZooKeeper).
+type Replica struct {
+	// Cluster is the cluster's name, as ON CLUSTER and remote_servers
+	// write it: [A-Za-z_][A-Za-z0-9_]*.
+	Cluster string
+	// Shard and Name are the {shard} and {replica} macros. Name must
+	// differ between the replicas.
+	Shard, Name string
+	// ZooKeeper are the coordination service's "host:port"s (one or more).
+	ZooKeeper []string
+	// ZooKeeperRoot, optional, is a chroot under which every znode of this
+	// cluster lives (e.g. "/airtally"), so that clusters can share one
+	// ZooKeeper. It must exist (ClickHouse does not create it).
+	ZooKeeperRoot string
+	// Replicas are the native "host:port" of every replica, this server's
+	// included (as Host and TCPPort, which must then be set, not 0).
+	Replicas []string
+	// InterserverPort is the port other replicas fetch parts from; 0
+	// (default) picks a free one.
+	InterserverPort int
+}
+
+// TLS serves the native protocol over TLS (tcp_port_secure) besides the
+// plain port, which stays for loopback use.
+type TLS struct {
+	// CertFile and KeyFile are PEM files: the server's certificate (chain)
+	// and its private key. Required.
+	CertFile, KeyFile string
+	// Port is the TLS native port; 0 (default) picks a free one.
+	Port int
 }
 
 var (
 	userNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 	dbNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	shardRE    = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 )
 
 func (c *Config) setDefaults() {
@@ -179,6 +223,21 @@ func (c *Config) Validate() error {
 	if c.StartTimeout < 0 || c.StopTimeout < 0 {
 		return errors.New("chlocal: StartTimeout and StopTimeout must not be negative")
 	}
+	if r := c.Replica; r != nil {
+		if err := r.validate(c); err != nil {
+			return err
+		}
+	}
+	if t := c.TLS; t != nil {
+		switch {
+		case t.CertFile == "" || t.KeyFile == "":
+			return errors.New("chlocal: TLS.CertFile and TLS.KeyFile are required")
+		case t.Port < 0 || t.Port > 65535:
+			return fmt.Errorf("chlocal: TLS.Port %d out of range 0-65535", t.Port)
+		case t.Port != 0 && (t.Port == c.TCPPort || t.Port == c.HTTPPort):
+			return fmt.Errorf("chlocal: TLS.Port %d is also TCPPort or HTTPPort", t.Port)
+		}
+	}
 	seen := map[string]bool{"default": true}
 	for i, u := range c.Users {
 		if !userNameRE.MatchString(u.Name) {
@@ -198,6 +257,38 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("chlocal: Users[%d] (%s).Databases[%d] %q: want [A-Za-z_][A-Za-z0-9_]*", i, u.Name, j, db)
 			}
 		}
+	}
+	return nil
+}
+
+func (r *Replica) validate(c *Config) error {
+	switch {
+	case !dbNameRE.MatchString(r.Cluster):
+		return fmt.Errorf("chlocal: Replica.Cluster %q: want [A-Za-z_][A-Za-z0-9_]*", r.Cluster)
+	case !shardRE.MatchString(r.Shard):
+		return fmt.Errorf("chlocal: Replica.Shard %q: want letters, digits and _", r.Shard)
+	case !userNameRE.MatchString(r.Name):
+		return fmt.Errorf("chlocal: Replica.Name %q: want [A-Za-z_][A-Za-z0-9_.-]*", r.Name)
+	case len(r.ZooKeeper) == 0:
+		return errors.New("chlocal: Replica.ZooKeeper: at least one host:port is required")
+	case r.ZooKeeperRoot != "" && (!strings.HasPrefix(r.ZooKeeperRoot, "/") || strings.HasSuffix(r.ZooKeeperRoot, "/")):
+		return fmt.Errorf("chlocal: Replica.ZooKeeperRoot %q: want /path without a trailing /", r.ZooKeeperRoot)
+	case c.TCPPort == 0:
+		return errors.New("chlocal: Replica needs a fixed TCPPort (the other replicas must know it)")
+	case r.InterserverPort < 0 || r.InterserverPort > 65535:
+		return fmt.Errorf("chlocal: Replica.InterserverPort %d out of range 0-65535", r.InterserverPort)
+	}
+	for i, list := range [][]string{r.ZooKeeper, r.Replicas} {
+		field := [...]string{"ZooKeeper", "Replicas"}[i]
+		for _, hp := range list {
+			if _, port, err := net.SplitHostPort(hp); err != nil || port == "" {
+				return fmt.Errorf("chlocal: Replica.%s %q: want host:port", field, hp)
+			}
+		}
+	}
+	self := net.JoinHostPort(c.Host, strconv.Itoa(c.TCPPort))
+	if !slices.Contains(r.Replicas, self) {
+		return fmt.Errorf("chlocal: Replica.Replicas %v must include this server, %s", r.Replicas, self)
 	}
 	return nil
 }
@@ -254,6 +345,32 @@ func writeConfig(p paths, cfg *Config) error {
 	w("  <mlock_executable>false</mlock_executable>\n")
 	// Seconds a stopping server waits for running queries (default 5).
 	w("  <shutdown_wait_unfinished>3</shutdown_wait_unfinished>\n")
+	if t := cfg.TLS; t != nil {
+		w("  <tcp_port_secure>%d</tcp_port_secure>\n", t.Port)
+		w("  <openSSL><server><certificateFile>%s</certificateFile><privateKeyFile>%s</privateKeyFile>", esc(t.CertFile), esc(t.KeyFile))
+		w("<verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile><cacheSessions>true</cacheSessions>")
+		w("<disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols><preferServerCiphers>true</preferServerCiphers></server></openSSL>\n")
+	}
+	if r := cfg.Replica; r != nil {
+		w("  <interserver_http_host>%s</interserver_http_host>\n  <interserver_http_port>%d</interserver_http_port>\n", esc(cfg.Host), r.InterserverPort)
+		w("  <zookeeper>\n")
+		for _, hp := range r.ZooKeeper {
+			host, port, _ := net.SplitHostPort(hp) // validated
+			w("    <node><host>%s</host><port>%s</port></node>\n", esc(host), esc(port))
+		}
+		if r.ZooKeeperRoot != "" {
+			w("    <root>%s</root>\n", esc(r.ZooKeeperRoot))
+		}
+		w("    <session_timeout_ms>10000</session_timeout_ms>\n  </zookeeper>\n")
+		w("  <macros><shard>%s</shard><replica>%s</replica></macros>\n", esc(r.Shard), esc(r.Name))
+		w("  <remote_servers><%s><shard><internal_replication>true</internal_replication>\n", r.Cluster)
+		for _, hp := range r.Replicas {
+			host, port, _ := net.SplitHostPort(hp)
+			w("    <replica><host>%s</host><port>%s</port></replica>\n", esc(host), esc(port))
+		}
+		w("  </shard></%s></remote_servers>\n", r.Cluster)
+		w("  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\n")
+	}
 	w("</yandex>\n")
 	if err := os.WriteFile(p.configFile(), []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("chlocal: write config: %w", err)

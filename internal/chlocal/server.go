@@ -10,7 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +19,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/airtally/airtally/internal/proc"
 )
 
 // ErrBinaryNotFound is returned by FindBinary (and Start without
@@ -56,31 +58,7 @@ type Server struct {
 	log  *slog.Logger
 
 	mu   sync.Mutex
-	proc *process // nil when stopped
-}
-
-// process is one run of the server binary.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited
-	err  error         // cmd.Wait's result; read after done is closed
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// signal sends sig to the server's process group.
-func (p *process) signal(sig syscall.Signal) error {
-	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("chlocal: signal %v: %w", sig, err)
-	}
-	return nil
+	proc *proc.Process // nil when stopped
 }
 
 // Start writes the configuration under cfg.Dir, starts the server and waits
@@ -113,9 +91,24 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.args = append([]string{"server"}, s.args...)
 	}
 
-	autoTCP, autoHTTP := cfg.TCPPort == 0, cfg.HTTPPort == 0
+	// Copies, so that picked ports do not write into the caller's structs.
+	if r := cfg.Replica; r != nil {
+		rc := *r
+		rc.ZooKeeper, rc.Replicas = slices.Clone(r.ZooKeeper), slices.Clone(r.Replicas)
+		s.cfg.Replica = &rc
+	}
+	if t := cfg.TLS; t != nil {
+		tc := *t
+		s.cfg.TLS = &tc
+	}
+	auto := autoPorts{
+		tcp:         cfg.TCPPort == 0,
+		http:        cfg.HTTPPort == 0,
+		interserver: cfg.Replica != nil && cfg.Replica.InterserverPort == 0,
+		tls:         cfg.TLS != nil && cfg.TLS.Port == 0,
+	}
 	for attempt := 1; ; attempt++ {
-		if err := s.pickPorts(autoTCP, autoHTTP); err != nil {
+		if err := s.pickPorts(auto); err != nil {
 			return nil, err
 		}
 		if err := writeConfig(s.p, &s.cfg); err != nil {
@@ -125,29 +118,52 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err == nil {
 			return s, nil
 		}
-		if !(autoTCP || autoHTTP) || attempt == 3 || !errors.Is(err, errAddrInUse) {
+		if !auto.any() || attempt == 3 || !errors.Is(err, errAddrInUse) {
 			return nil, err
 		}
 		s.log.Warn("clickhouse: picked port taken, retrying", slog.Int("attempt", attempt))
 	}
 }
 
-func (s *Server) pickPorts(tcp, http bool) error {
-	if tcp {
-		p, err := freePort(s.cfg.Host)
-		if err != nil {
-			return err
+// autoPorts says which ports were left at 0 in the Config, to be picked.
+type autoPorts struct{ tcp, http, interserver, tls bool }
+
+func (a autoPorts) any() bool { return a.tcp || a.http || a.interserver || a.tls }
+
+// pickPorts picks a free port, distinct from the others, for each port
+// that auto says to pick.
+func (s *Server) pickPorts(auto autoPorts) error {
+	taken := map[int]bool{}
+	pick := func(dst *int, want bool) error {
+		if !want {
+			taken[*dst] = true
+			return nil
 		}
-		s.cfg.TCPPort = p
+		for {
+			p, err := freePort(s.cfg.Host)
+			if err != nil {
+				return err
+			}
+			if !taken[p] {
+				*dst, taken[p] = p, true
+				return nil
+			}
+		}
 	}
-	for http {
-		p, err := freePort(s.cfg.Host)
-		if err != nil {
+	if err := pick(&s.cfg.TCPPort, auto.tcp); err != nil {
+		return err
+	}
+	if err := pick(&s.cfg.HTTPPort, auto.http); err != nil {
+		return err
+	}
+	if s.cfg.Replica != nil {
+		if err := pick(&s.cfg.Replica.InterserverPort, auto.interserver); err != nil {
 			return err
 		}
-		if p != s.cfg.TCPPort {
-			s.cfg.HTTPPort = p
-			break
+	}
+	if s.cfg.TLS != nil {
+		if err := pick(&s.cfg.TLS.Port, auto.tls); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -162,13 +178,18 @@ func freePort(host string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// FreePort returns a TCP port that is free on host now, for a caller that
+// must know a server's port before it starts (the replicas of a cluster
+// name each other). Another process may take it before it is used.
+func FreePort(host string) (int, error) { return freePort(host) }
+
 var errAddrInUse = errors.New("address already in use")
 
 // start launches the binary and waits for a ping. s.mu must not be held.
 func (s *Server) start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc != nil && !s.proc.exited() {
+	if s.proc != nil && !s.proc.Exited() {
 		return errors.New("chlocal: server is already running")
 	}
 	s.proc = nil
@@ -179,8 +200,8 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	if err := s.waitReady(ctx, p); err != nil {
-		_ = p.signal(syscall.SIGKILL)
-		<-p.done
+		_ = p.Signal(syscall.SIGKILL)
+		<-p.Done()
 		tail := tailSince(s.p.errorLog(), errOff) + tailSince(s.p.stdLog(), stdOff)
 		if strings.Contains(tail, "already in use") {
 			err = fmt.Errorf("%w: %w", err, errAddrInUse)
@@ -189,46 +210,18 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.proc = p
 	s.log.Info("clickhouse started", slog.String("addr", s.Addr()), slog.String("dir", s.cfg.Dir),
-		slog.Int("pid", p.cmd.Process.Pid), slog.Duration("took", time.Since(began)))
+		slog.Int("pid", p.Pid()), slog.Duration("took", time.Since(began)))
 	return nil
 }
 
-// launch starts the binary in its own process group. The goroutine that
-// starts it stays locked to its OS thread until the process exits, because
-// Linux delivers the parent-death signal when that thread exits.
-func launch(bin string, args []string, p paths) (*process, error) {
-	out, err := os.OpenFile(p.stdLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("chlocal: open %s: %w", p.stdLog(), err)
-	}
-	proc := &process{done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer out.Close()
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = p.dir
-		cmd.Stdout, cmd.Stderr = out, out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			started <- fmt.Errorf("chlocal: run %s: %w", bin, err)
-			return
-		}
-		proc.cmd = cmd
-		started <- nil
-		proc.err = cmd.Wait()
-		close(proc.done)
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return proc, nil
+// launch starts the binary in its own process group.
+func launch(bin string, args []string, p paths) (*proc.Process, error) {
+	return proc.Start(proc.Spec{Bin: bin, Args: args, Dir: p.dir, Output: p.stdLog()})
 }
 
 // waitReady polls a native-protocol ping until it succeeds, the process
 // exits, ctx ends or StartTimeout passes.
-func (s *Server) waitReady(ctx context.Context, p *process) error {
+func (s *Server) waitReady(ctx context.Context, p *proc.Process) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
 	conn, err := clickhouse.Open(&clickhouse.Options{
@@ -253,8 +246,8 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 			return nil
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("server exited before it answered (%v)", p.err)
+		case <-p.Done():
+			return fmt.Errorf("server exited before it answered (%v)", p.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("no ping answer (last error: %v): %w", lastErr, ctx.Err())
 		case <-tick.C:
@@ -265,6 +258,15 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 // Addr is the native-protocol address, "host:port". A wildcard listen host
 // is reported as 127.0.0.1 so that the address can be dialled.
 func (s *Server) Addr() string { return s.hostPort(s.cfg.TCPPort) }
+
+// TLSAddr is the native protocol's TLS address, "host:port", or "" when
+// Config.TLS is nil.
+func (s *Server) TLSAddr() string {
+	if s.cfg.TLS == nil {
+		return ""
+	}
+	return s.hostPort(s.cfg.TLS.Port)
+}
 
 // HTTPAddr is the HTTP interface's address, "host:port".
 func (s *Server) HTTPAddr() string { return s.hostPort(s.cfg.HTTPPort) }
@@ -281,10 +283,10 @@ func (s *Server) hostPort(port int) string {
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if s.proc == nil || s.proc.Exited() {
 		return 0
 	}
-	return s.proc.cmd.Process.Pid
+	return s.proc.Pid()
 }
 
 // Dir is the server's folder (absolute).
@@ -297,7 +299,7 @@ func (s *Server) ErrorLog() string { return s.p.errorLog() }
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.proc != nil && !s.proc.exited()
+	return s.proc != nil && !s.proc.Exited()
 }
 
 // Options returns clickhouse-go options for the user "default" on this
@@ -334,24 +336,24 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.proc = nil
-	if p.exited() {
+	if p.Exited() {
 		return nil
 	}
-	if err := p.signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
 	timer := time.NewTimer(s.cfg.StopTimeout)
 	defer timer.Stop()
 	select {
-	case <-p.done:
+	case <-p.Done():
 		s.log.Info("clickhouse stopped", slog.String("addr", s.Addr()))
 		return nil
 	case <-timer.C:
 		err := fmt.Errorf("chlocal: server did not stop within %s after SIGTERM; killed", s.cfg.StopTimeout)
-		return errors.Join(err, killWait(p))
+		return errors.Join(err, p.KillWait())
 	case <-ctx.Done():
 		err := fmt.Errorf("chlocal: stop: %w; killed", ctx.Err())
-		return errors.Join(err, killWait(p))
+		return errors.Join(err, p.KillWait())
 	}
 }
 
@@ -361,28 +363,16 @@ func (s *Server) Kill() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.proc
-	if p == nil || p.exited() {
+	if p == nil || p.Exited() {
 		s.proc = nil
 		return ErrNotRunning
 	}
 	s.proc = nil
-	if err := killWait(p); err != nil {
+	if err := p.KillWait(); err != nil {
 		return err
 	}
 	s.log.Info("clickhouse killed", slog.String("addr", s.Addr()))
 	return nil
-}
-
-func killWait(p *process) error {
-	if err := p.signal(syscall.SIGKILL); err != nil {
-		return err
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("chlocal: server pid %d still alive 30s after SIGKILL", p.cmd.Process.Pid)
-	}
 }
 
 // Restart stops the server if it is running, then starts it again on the
