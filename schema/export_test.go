@@ -7,3 +7,6 @@ var (
 	Split     = split
 	Bootstrap = bootstrap
 )
+
+// Clusterize is clusterize, for the cluster mode's unit tests.
+var Clusterize = clusterize

@@ -141,7 +141,7 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) (applied []int, e
 	if err != nil {
 		return nil, err
 	}
-	return apply(ctx, conn, db, migs)
+	return apply(ctx, conn, db, "", migs)
 }
 
 // columnsAlreadyAdded reports whether err says that an ALTER TABLE … ADD
@@ -161,12 +161,24 @@ func columnsAlreadyAdded(stmt string, err error) bool {
 	return (exc.Code == 44 || exc.Code == 15) && strings.Contains(exc.Message, "already exists")
 }
 
-func apply(ctx context.Context, conn driver.Conn, db string, migs []Migration) ([]int, error) {
+func apply(ctx context.Context, conn driver.Conn, db, cluster string, migs []Migration) ([]int, error) {
 	ident, err := chsql.Ident(db)
 	if err != nil {
 		return nil, fmt.Errorf("schema: database: %w", err)
 	}
-	for _, stmt := range bootstrap(ident) {
+	boot := bootstrap(ident)
+	if cluster != "" {
+		clusterIdent, err := chsql.Ident(cluster)
+		if err != nil {
+			return nil, fmt.Errorf("schema: cluster: %w", err)
+		}
+		for i, stmt := range boot {
+			if boot[i], err = clusterize(stmt, db, clusterIdent); err != nil {
+				return nil, fmt.Errorf("schema: bootstrap: %w", err)
+			}
+		}
+	}
+	for _, stmt := range boot {
 		if err := conn.Exec(ctx, stmt); err != nil {
 			return nil, fmt.Errorf("schema: bootstrap %s: %w", db, err)
 		}

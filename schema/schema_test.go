@@ -204,7 +204,7 @@ func TestPendingMigrationApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	applied, err := schema.Apply(ctx, conn, db, migs)
+	applied, err := schema.Apply(ctx, conn, db, "", migs)
 	if err != nil || !slices.Equal(applied, []int{9001}) {
 		t.Fatalf("Apply = %v, %v; want [9001]", applied, err)
 	}

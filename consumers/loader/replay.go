@@ -20,6 +20,9 @@ type ReplayConfig struct {
 	// migrates it, and never touches any other database. Replaying into a
 	// database that already holds events is harmless (the copies collapse).
 	Database string
+	// Cluster, when not empty, migrates Database in the schema's cluster
+	// mode (ON CLUSTER, replicated tables; see schema.MigrateCluster).
+	Cluster string
 	// Streams is the JetStream layout; zero fields take the defaults of
 	// package streams.
 	Streams streams.Config
@@ -85,7 +88,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg R
 	lc := cfg.loaderConfig()
 	log := lc.Logger.With("component", "replay", "database", lc.Database)
 
-	if _, err := schema.Migrate(ctx, conn, lc.Database); err != nil {
+	if _, err := schema.MigrateCluster(ctx, conn, lc.Database, cfg.Cluster); err != nil {
 		return stats, fmt.Errorf("loader: replay: migrate %s: %w", lc.Database, err)
 	}
 	table, err := readEventsTable(ctx, conn, lc.Database)

@@ -185,7 +185,7 @@ func Restore(ctx context.Context, nc *nats.Conn, conn driver.Conn, cfg Config) (
 		return m, nil
 	}
 
-	if _, err := schema.Migrate(ctx, conn, cfg.Database); err != nil {
+	if _, err := schema.MigrateCluster(ctx, conn, cfg.Database, cfg.Cluster); err != nil {
 		return nil, fmt.Errorf("restore: migrate %s: %w", cfg.Database, err)
 	}
 	applied, err := schema.Applied(ctx, conn, cfg.Database)

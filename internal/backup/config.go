@@ -29,6 +29,10 @@ type Config struct {
 	// Database is the ClickHouse database backed up, or restored into.
 	// Restore migrates it and refuses one whose tables hold rows. Required.
 	Database string
+	// Cluster, when not empty, makes Restore migrate Database in the
+	// schema's cluster mode (schema.MigrateCluster): restore on one replica,
+	// and the replicated tables copy the rows to the others.
+	Cluster string
 	// Streams names the events and dead-letter streams; zero fields take
 	// the defaults of package streams ("DRTV", "DRTV_DLQ").
 	Streams streams.Config

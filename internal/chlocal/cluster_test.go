@@ -3,55 +3,21 @@ package chlocal_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/airtally/airtally/internal/chlocal"
-	"github.com/airtally/airtally/internal/zklocal"
+	"github.com/airtally/airtally/internal/testenv"
 )
-
-// startReplicas starts a ZooKeeper and n ClickHouse replicas of one shard
-// of cluster "c".
-func startReplicas(t *testing.T, n int) []*chlocal.Server {
-	t.Helper()
-	zk, err := zklocal.Start(t.Context(), zklocal.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("zookeeper: %v", err)
-	}
-	t.Cleanup(func() { _ = zk.Stop() })
-	ports := make([]int, n)
-	addrs := make([]string, n)
-	for i := range ports {
-		p, err := chlocal.FreePort("127.0.0.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i], addrs[i] = p, net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-	}
-	servers := make([]*chlocal.Server, n)
-	for i := range servers {
-		servers[i] = start(t, chlocal.Config{
-			TCPPort: ports[i],
-			Replica: &chlocal.Replica{
-				Cluster: "c", Shard: "01", Name: fmt.Sprintf("r%d", i+1),
-				ZooKeeper: []string{zk.Addr()}, Replicas: addrs,
-			},
-		})
-	}
-	return servers
-}
 
 // A replicated table created ON CLUSTER on one replica exists on both, and
 // rows inserted on either are read on the other.
 func TestReplicasShareReplicatedTables(t *testing.T) {
-	rs := startReplicas(t, 2)
+	rs := testenv.StartCluster(t, 2).Replicas
 	a, b := open(t, rs[0]), open(t, rs[1])
 	ctx := t.Context()
 	for _, q := range []string{
-		"CREATE DATABASE IF NOT EXISTS x ON CLUSTER c",
-		"CREATE TABLE IF NOT EXISTS x.t ON CLUSTER c (id UInt64) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/x/t', '{replica}') ORDER BY id",
+		"CREATE DATABASE IF NOT EXISTS x ON CLUSTER airtally",
+		"CREATE TABLE IF NOT EXISTS x.t ON CLUSTER airtally (id UInt64) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/x/t', '{replica}') ORDER BY id",
 	} {
 		if err := a.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -117,7 +117,7 @@ func runRestore(ctx context.Context, env *Env, args []string) error {
 		nc = c
 	}
 	m, err := backup.Restore(ctx, nc, conn, backup.Config{
-		Dir: b.dir, Database: chCfg.Database, Streams: b.sf.cfg, SkipStreams: skipStreams, SkipTables: skipTables, Logger: env.Log,
+		Dir: b.dir, Database: chCfg.Database, Cluster: b.cf.cluster, Streams: b.sf.cfg, SkipStreams: skipStreams, SkipTables: skipTables, Logger: env.Log,
 	})
 	if err != nil {
 		return userErr(err, "the restore from %s did not complete (the streams must not exist yet and the database must be fresh)", b.dir)

@@ -86,8 +86,9 @@ func (n *natsFlags) register(fs *flag.FlagSet) {
 
 // chFlags are the ClickHouse connection flags.
 type chFlags struct {
-	cfg   connect.ClickHouse
-	addrs string
+	cfg     connect.ClickHouse
+	addrs   string
+	cluster string
 }
 
 func (c *chFlags) register(fs *flag.FlagSet) {
@@ -97,6 +98,7 @@ func (c *chFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.cfg.PasswordFile, "clickhouse-password-file", "", "file holding the ClickHouse user's password")
 	fs.BoolVar(&c.cfg.TLS, "clickhouse-tls", false, "connect to ClickHouse with TLS")
 	fs.StringVar(&c.cfg.CAFile, "clickhouse-ca", "", "CA certificate to verify ClickHouse (with --clickhouse-tls)")
+	fs.StringVar(&c.cluster, "clickhouse-cluster", "", "ClickHouse cluster (remote_servers name) for the schema's cluster mode: ON CLUSTER migrations, replicated tables; empty for a single server")
 }
 
 func (c *chFlags) config() connect.ClickHouse {

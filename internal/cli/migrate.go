@@ -30,7 +30,7 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 		return userErr(err, "could not reach ClickHouse at %v", cfg.WithDefaults().Addrs)
 	}
 	defer conn.Close()
-	applied, err := schema.Migrate(ctx, conn, cfg.WithDefaults().Database)
+	applied, err := schema.MigrateCluster(ctx, conn, cfg.WithDefaults().Database, ch.cluster)
 	if err != nil {
 		return userErr(err, "the migrations could not be applied")
 	}

@@ -214,7 +214,7 @@ func runLoader(ctx context.Context, env *Env, args []string) error {
 	}
 	defer conn.Close()
 	if lf.migrate {
-		if _, err := schema.Migrate(ctx, conn, chCfg.Database); err != nil {
+		if _, err := schema.MigrateCluster(ctx, conn, chCfg.Database, cf.cluster); err != nil {
 			return userErr(err, "the schema migrations could not be applied")
 		}
 	}
@@ -271,7 +271,7 @@ func runReplay(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	stats, err := loader.Replay(ctx, js, conn, loader.ReplayConfig{Database: into, Streams: sf.cfg, Logger: env.Log})
+	stats, err := loader.Replay(ctx, js, conn, loader.ReplayConfig{Database: into, Cluster: cf.cluster, Streams: sf.cfg, Logger: env.Log})
 	if err != nil {
 		return userErr(err, "the replay did not complete")
 	}
