@@ -60,12 +60,20 @@ func readDeployProfiles(t *testing.T) deployProfiles {
 // lockedDatabase is the database of the locked-down ClickHouse.
 const lockedDatabase = "airtally"
 
+// lockedServer is the locked-down ClickHouse: its users' passwords by name,
+// and the CA that issued its TLS certificate.
+type lockedServer struct {
+	*chlocal.Server
+	pw map[string]string
+	ca string
+}
+
 // lockedClickHouse starts a ClickHouse 18.16 server of its own with the
 // users of deploy/clickhouse/users.d/airtally.xml, translated to what 18.16
-// understands (users.xml profiles instead of GRANTs), creates and migrates
-// lockedDatabase as "default" (the admin), and returns the server and the
-// users' passwords by name.
-func lockedClickHouse(t *testing.T) (*chlocal.Server, map[string]string) {
+// understands (users.xml profiles instead of GRANTs), and a TLS native port
+// with a certificate from a test CA; it creates and migrates lockedDatabase
+// as "default" (the admin, on the plain loopback port).
+func lockedClickHouse(t *testing.T) *lockedServer {
 	t.Helper()
 	d := readDeployProfiles(t)
 	ro := d.Profiles.ReadOnly
@@ -88,8 +96,10 @@ func lockedClickHouse(t *testing.T) (*chlocal.Server, map[string]string) {
 	writer := &chlocal.Profile{NoDDL: true, MaxMemoryUsage: d.Profiles.Writer.MaxMemoryUsage}
 	dbs := []string{lockedDatabase, "default"}
 	pw := map[string]string{"airtally_loader": "loader-pw-1", "grafana": "grafana-pw-2", "analyst": "analyst-pw-3"}
+	crt := newCerts(t)
 	srv, err := chlocal.Start(t.Context(), chlocal.Config{
 		Dir: t.TempDir(),
+		TLS: &chlocal.TLS{CertFile: crt.serverCert, KeyFile: crt.serverKey},
 		Users: []chlocal.User{
 			{Name: "airtally_loader", Password: pw["airtally_loader"], Profile: writer, Databases: dbs},
 			{Name: "grafana", Password: pw["grafana"], Profile: readOnly, Databases: dbs},
@@ -121,25 +131,33 @@ func lockedClickHouse(t *testing.T) (*chlocal.Server, map[string]string) {
 	if _, err := schema.Migrate(ctx, admin, lockedDatabase); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	return srv, pw
+	return &lockedServer{Server: srv, pw: pw, ca: crt.ca}
 }
 
 // openAs connects as user the way the components do (connect.OpenClickHouse,
-// password from a file).
-func openAs(t *testing.T, srv *chlocal.Server, user, password string) driver.Conn {
+// password from a file), over TLS verified with the test CA.
+func openAs(t *testing.T, srv *lockedServer, user string) driver.Conn {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), user+".password")
-	if err := os.WriteFile(file, []byte(password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := connect.OpenClickHouse(ctx, connect.ClickHouse{Addrs: []string{srv.Addr()}, Database: lockedDatabase, User: user, PasswordFile: file})
+	conn, err := dialAs(srv, user, srv.ca)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", user, err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// dialAs is openAs with the CA file ca, returning the error.
+func dialAs(srv *lockedServer, user, ca string) (driver.Conn, error) {
+	file := filepath.Join(srv.Dir(), user+".password")
+	if err := os.WriteFile(file, []byte(srv.pw[user]+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return connect.OpenClickHouse(ctx, connect.ClickHouse{
+		Addrs: []string{srv.TLSAddr()}, Database: lockedDatabase, User: user, PasswordFile: file,
+		TLS: true, CAFile: ca,
+	})
 }
 
 // mustFail runs each statement as conn and requires ClickHouse to refuse
@@ -168,7 +186,7 @@ func mustFail(t *testing.T, who string, conn driver.Conn, want string, stmts ...
 // result-row limit fails with a limit error.
 func TestClickHouseUsersLockedDown(t *testing.T) {
 	s := newStack(t)
-	srv, pw := lockedClickHouse(t)
+	srv := lockedClickHouse(t)
 	admin, err := srv.Open(lockedDatabase)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +200,7 @@ func TestClickHouseUsersLockedDown(t *testing.T) {
 	}
 	cfg := loaderConfig(lockedDatabase)
 	cfg.Logger = s.log.With("loader", "locked")
-	l, err := loader.New(js, openAs(t, srv, "airtally_loader", pw["airtally_loader"]), cfg)
+	l, err := loader.New(js, openAs(t, srv, "airtally_loader"), cfg)
 	if err != nil {
 		t.Fatalf("new loader: %v", err)
 	}
@@ -210,7 +228,7 @@ func TestClickHouseUsersLockedDown(t *testing.T) {
 		return err == nil && n == uint64(len(evs))
 	}, "the loader user's loader did not load %d events", len(evs))
 
-	loaderConn := openAs(t, srv, "airtally_loader", pw["airtally_loader"])
+	loaderConn := openAs(t, srv, "airtally_loader")
 	const ddlRefused = "DDL queries are prohibited"
 	mustFail(t, "the loader user", loaderConn, ddlRefused,
 		"DROP TABLE airtally.events",
@@ -232,7 +250,7 @@ func TestClickHouseUsersLockedDown(t *testing.T) {
 
 	for _, user := range []string{"grafana", "analyst"} {
 		t.Run(user, func(t *testing.T) {
-			conn := openAs(t, srv, user, pw[user])
+			conn := openAs(t, srv, user)
 			if n, err := count(conn, "SELECT count() FROM airtally.events FINAL"); err != nil || n != uint64(len(evs)) {
 				t.Errorf("SELECT events: %d rows (%v), want %d", n, err, len(evs))
 			}
@@ -310,4 +328,23 @@ func viewNames(t *testing.T, admin driver.Conn) []string {
 		t.Fatalf("only %d views in %s: %v", len(out), lockedDatabase, out)
 	}
 	return out
+}
+
+// ClickHouse over TLS: the components verify the server's certificate
+// against the CA they are given; with another CA the connection is
+// refused.
+func TestClickHouseTLSVerified(t *testing.T) {
+	srv := lockedClickHouse(t)
+	conn := openAs(t, srv, "analyst")
+	var n uint64
+	if err := conn.QueryRow(t.Context(), "SELECT count() FROM "+lockedDatabase+".events").Scan(&n); err != nil {
+		t.Fatalf("query over TLS: %v", err)
+	}
+	other := newCerts(t)
+	if c, err := dialAs(srv, "analyst", other.ca); err == nil {
+		c.Close()
+		t.Fatal("TLS connection verified with an unrelated CA succeeded")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("unrelated CA: %v, want a certificate error", err)
+	}
 }

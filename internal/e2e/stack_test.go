@@ -178,6 +178,12 @@ type runningLoader struct {
 // until the test ends (or stop).
 func (s *stack) startLoader(name string, edit ...func(*loader.Config)) *runningLoader {
 	s.t.Helper()
+	return s.startLoaderWith(name, testenv.Open(s.t, s.db), edit...)
+}
+
+// startLoaderWith is startLoader writing through the ClickHouse pool ch.
+func (s *stack) startLoaderWith(name string, ch driver.Conn, edit ...func(*loader.Config)) *runningLoader {
+	s.t.Helper()
 	r := &runningLoader{reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 	js, err := jetstream.New(s.connectNATS("e2e-loader-" + name))
 	if err != nil {
@@ -186,7 +192,7 @@ func (s *stack) startLoader(name string, edit ...func(*loader.Config)) *runningL
 	cfg := loaderConfig(s.db, edit...)
 	cfg.Logger = s.log.With("loader", name)
 	cfg.Registerer = r.reg
-	l, err := loader.New(js, testenv.Open(s.t, s.db), cfg)
+	l, err := loader.New(js, ch, cfg)
 	if err != nil {
 		s.t.Fatalf("new loader: %v", err)
 	}
