@@ -2,8 +2,10 @@ package schema
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -115,4 +117,95 @@ func MigrateCluster(ctx context.Context, conn driver.Conn, db, cluster string) (
 		return nil, err
 	}
 	return apply(ctx, conn, db, cluster, migs)
+}
+
+// ErrMode is returned when a database was created in the other mode: a
+// single-server database migrated as a cluster, or a replicated one
+// migrated as a single server. Converting one is a replay into a fresh
+// database (airtally replay --into … --clickhouse-cluster …).
+var ErrMode = errors.New("schema: the database was created in the other mode")
+
+// checkMode refuses a database on the connected server whose MergeTree
+// tables are replicated when cluster is empty, or not replicated when it
+// is set.
+func checkMode(ctx context.Context, conn driver.Conn, db, cluster string) error {
+	rows, err := conn.Query(ctx, "SELECT name, engine FROM system.tables WHERE database = "+chsql.String(db)+" AND engine LIKE '%MergeTree'")
+	if err != nil {
+		return fmt.Errorf("schema: read the engines of %s: %w", db, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, engine string
+		if err := rows.Scan(&name, &engine); err != nil {
+			return fmt.Errorf("schema: read the engines of %s: %w", db, err)
+		}
+		switch replicated := strings.HasPrefix(engine, "Replicated"); {
+		case cluster == "" && replicated:
+			return fmt.Errorf("%w: %s.%s is %s (cluster mode); migrate with the cluster's name (--clickhouse-cluster)", ErrMode, db, name, engine)
+		case cluster != "" && !replicated:
+			return fmt.Errorf("%w: %s.%s is %s (single-server mode), not replicated; replay into a fresh database in cluster mode instead", ErrMode, db, name, engine)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("schema: read the engines of %s: %w", db, err)
+	}
+	return nil
+}
+
+// CopyReplica creates on a new (or rebuilt) replica, to, every table and
+// view of database db exactly as they are on a healthy replica, from: the
+// way to add a replica to a cluster whose migrations are all applied
+// already (MigrateCluster would find nothing to do). A replicated table
+// created this way registers itself in ZooKeeper and fetches every part
+// from its peers. Objects that exist on to already are left alone. It
+// returns the names it created, in migration order (tables before the
+// views that read them).
+func CopyReplica(ctx context.Context, from, to driver.Conn, db string) ([]string, error) {
+	ident, err := chsql.Ident(db)
+	if err != nil {
+		return nil, fmt.Errorf("schema: database: %w", err)
+	}
+	migs, err := Migrations(db)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{"schema_migrations"}
+	for _, m := range migs {
+		for _, s := range m.Statements {
+			if mm := headRE.FindStringSubmatch(s); mm != nil && strings.HasPrefix(mm[1], "CREATE") && mm[3] != "" && !slices.Contains(names, mm[3]) {
+				names = append(names, mm[3])
+			}
+		}
+	}
+	if err := to.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+ident); err != nil {
+		return nil, fmt.Errorf("schema: copy replica: create database %s: %w", db, err)
+	}
+	var created []string
+	for _, name := range names {
+		exists, err := tableExists(ctx, to, db, name)
+		if err != nil {
+			return created, err
+		}
+		if exists {
+			continue
+		}
+		var stmt string
+		if err := from.QueryRow(ctx, "SHOW CREATE TABLE "+ident+"."+name).Scan(&stmt); err != nil {
+			return created, fmt.Errorf("schema: copy replica: SHOW CREATE TABLE %s.%s on the healthy replica: %w", db, name, err)
+		}
+		if err := to.Exec(ctx, stmt); err != nil {
+			return created, fmt.Errorf("schema: copy replica: create %s.%s: %w", db, name, err)
+		}
+		created = append(created, name)
+	}
+	return created, nil
+}
+
+func tableExists(ctx context.Context, conn driver.Conn, db, name string) (bool, error) {
+	var n uint64
+	q := "SELECT count() FROM system.tables WHERE database = " + chsql.String(db) + " AND name = " + chsql.String(name)
+	if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+		return false, fmt.Errorf("schema: look for %s.%s: %w", db, name, err)
+	}
+	return n > 0, nil
 }

@@ -161,6 +161,42 @@ func TestMigrateClusterOnTwoReplicas(t *testing.T) {
 		var n uint64
 		return conns[1].QueryRow(ctx, "SELECT count() FROM airtally.calls_dedup").Scan(&n) == nil && n == 1
 	}, "replica 2 did not see the call inserted on replica 1 through calls_dedup")
+
+	// The single-server migrator refuses the replicated database.
+	if _, err := schema.Migrate(ctx, conns[1], db); !errors.Is(err, schema.ErrMode) {
+		t.Errorf("Migrate (single server) on a replica = %v, want ErrMode", err)
+	}
+
+	// Replica 2 loses everything (its tables dropped on it alone, as a
+	// rebuilt machine would have none): CopyReplica recreates them from
+	// replica 1, and the rows come back by replication.
+	if err := conns[1].Exec(ctx, "DROP DATABASE airtally"); err != nil {
+		t.Fatal(err)
+	}
+	created, err := schema.CopyReplica(ctx, conns[0], conns[1], db)
+	if err != nil {
+		t.Fatalf("CopyReplica: %v", err)
+	}
+	if again := tables(conns[1]); !mapsEqual(again, t1) || len(created) != len(t1) {
+		t.Fatalf("after CopyReplica (created %v) replica 2 has %v\nwant %v", created, again, t1)
+	}
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		var n uint64
+		return conns[1].QueryRow(ctx, "SELECT count() FROM airtally.calls_dedup").Scan(&n) == nil && n == 1
+	}, "the rebuilt replica 2 did not fetch the call from replica 1")
+	if got, err := schema.MigrateCluster(ctx, conns[1], db, testenv.ClusterName); err != nil || len(got) != 0 {
+		t.Errorf("MigrateCluster on the rebuilt replica = %v, %v; want nothing to apply", got, err)
+	}
+}
+
+// A database created by the single-server migrator is refused by the
+// cluster migrator (its tables are not replicated), before any change.
+func TestMigrateClusterRefusesSingleServerDatabase(t *testing.T) {
+	conn, db := testenv.NewDatabase(t, true)
+	_, err := schema.MigrateCluster(t.Context(), conn, db, testenv.ClusterName)
+	if !errors.Is(err, schema.ErrMode) || !strings.Contains(err.Error(), "not replicated") {
+		t.Fatalf("MigrateCluster on a single-server database = %v, want ErrMode saying why", err)
+	}
 }
 
 func mapsEqual(a, b map[string]string) bool {

@@ -166,6 +166,9 @@ func apply(ctx context.Context, conn driver.Conn, db, cluster string, migs []Mig
 	if err != nil {
 		return nil, fmt.Errorf("schema: database: %w", err)
 	}
+	if err := checkMode(ctx, conn, db, cluster); err != nil {
+		return nil, err
+	}
 	boot := bootstrap(ident)
 	if cluster != "" {
 		clusterIdent, err := chsql.Ident(cluster)

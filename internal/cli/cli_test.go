@@ -85,6 +85,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"unknown flag", []string{"migrate", "--nope"}, 2, "flag provided but not defined: -nope"},
 		{"gateway without tokens", []string{"gateway", "--log-file", os.DevNull}, 2, "--tokens-file is required"},
+		{"replica-of without cluster", []string{"migrate", "--replica-of", "127.0.0.1:9000", "--log-file", os.DevNull}, 2, "--replica-of needs --clickhouse-cluster"},
 		{"replay without target", []string{"replay", "--log-file", os.DevNull}, 2, "--into is required"},
 		{"help", []string{"help"}, 0, ""},
 	}

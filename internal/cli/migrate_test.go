@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/airtally/airtally/internal/testenv"
+)
+
+// On two replicated ClickHouse 18.16 servers: "airtally migrate
+// --clickhouse-cluster" migrates both through one; a replica that lost its
+// tables gets them back with --replica-of, and its rows by replication.
+func TestMigrateClusterAndReplicaOf(t *testing.T) {
+	c := testenv.StartCluster(t, 2)
+	r1, r2 := c.Replicas[0].Addr(), c.Replicas[1].Addr()
+	run := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := runCLI(t, append([]string{"migrate", "--log-file", os.DevNull, "--clickhouse-cluster", testenv.ClusterName}, args...)...)
+		if code != 0 {
+			t.Fatalf("migrate %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		return out
+	}
+	if out := run("--clickhouse-addr", r1); !strings.Contains(out, "applied migrations [1 2 3 10 11] to airtally") {
+		t.Fatalf("first migrate: %q", out)
+	}
+	conn2, err := c.Replicas[1].Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	if err := conn2.Exec(t.Context(), "DROP DATABASE airtally"); err != nil {
+		t.Fatal(err)
+	}
+	out := run("--clickhouse-addr", r2, "--replica-of", r1)
+	if !strings.Contains(out, "tables and views of airtally as on "+r1) || !strings.Contains(out, "events") || !strings.Contains(out, "schema of airtally is up to date") {
+		t.Fatalf("migrate --replica-of: %q", out)
+	}
+	var n uint64
+	if err := conn2.QueryRow(t.Context(), "SELECT count() FROM system.tables WHERE database = 'airtally' AND engine LIKE 'Replicated%'").Scan(&n); err != nil || n != 5 {
+		t.Fatalf("replicated tables on replica 2: %d, %v; want 5", n, err)
+	}
+}
