@@ -146,16 +146,16 @@ func (w *watcher) deny(perr *PermissionError) {
 		return
 	}
 	w.denied[perr.Subject] = perr
+	if !w.logged[perr.Subject] {
+		w.logged[perr.Subject] = true
+		w.log.Error("publisher: NATS refuses this producer's events on a subject; they are not stored until its permissions or source name are fixed",
+			"subject", perr.Subject, "err", perr)
+	}
 	for id, wt := range w.waiting {
 		if wt.subject == perr.Subject {
 			wt.cancel(perr)
 			delete(w.waiting, id)
 		}
-	}
-	if !w.logged[perr.Subject] {
-		w.logged[perr.Subject] = true
-		w.log.Error("publisher: NATS refuses this producer's events on a subject; they are not stored until its permissions or source name are fixed",
-			"subject", perr.Subject, "err", perr)
 	}
 }
 
