@@ -19,13 +19,13 @@
 // # Answers of POST /v1/events
 //
 // Every body is JSON. An answer about the events (202, 400 with per-event
-// errors, 503) is an EventsResponse:
+// errors, 503, 500 about refused events) is an EventsResponse:
 //
-//	{"message": "...", "error_id": "<uuidv7>",          (400 and 503 only)
+//	{"message": "...", "error_id": "<uuidv7>",          (400, 500 and 503 only)
 //	 "accepted": [{"index": 0, "event_id": "<uuid>", "seq": 12, "status": "acked"}],
 //	 "rejected": [{"index": 1, "event_id": "<if sent>",
 //	               "errors": [{"field": "call_id", "reason": "is required for call.received"}]}],
-//	 "retry":    [2, 3]}                                 (503 only)
+//	 "retry":    [2, 3]}                                 (500 and 503 only)
 //
 // The code says what happened:
 //
@@ -35,6 +35,15 @@
 //     are stored and listed under accepted.
 //   - 503 (with Retry-After): at least one valid event could be neither
 //     published nor spooled; resend exactly the indexes under retry.
+//   - 500 (an EventsResponse, no Retry-After): NATS refuses the gateway's
+//     own user the subject of at least one valid event (its permissions do
+//     not cover that source: publisher.ErrPermissionDenied). Such events
+//     are not spooled, since they could never drain, and are listed under
+//     retry: the client keeps them and sends them again once operators
+//     fixed the permissions. The answer does not name the subject; the
+//     Error log (and airtally_gateway_events_denied_total) does.
+//
+// The precedence is 500 (refused events) over 503 over 400 over 202.
 //
 // Any other error is an ErrorResponse, {"message": "...", "error_id":
 // "<uuidv7>"}: 400 (the body is not JSON, NDJSON or holds no event), 401

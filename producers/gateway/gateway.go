@@ -27,8 +27,11 @@ import (
 // JetStream or spooled (or has failed). A Result's Err is (or wraps) an
 // *event.ValidationError for an invalid event; any other error means the
 // event was not stored and may be retried. Cancelling ctx stops the wait.
-// Ready reports whether events can be accepted now. Both are safe for
-// concurrent use.
+// An error wrapping publisher.ErrPermissionDenied means NATS refuses the
+// gateway's own user the event's subject: not stored, and not storable
+// until an operator fixes the deployment (answered 500, the client keeps
+// the event). Ready reports whether events can be accepted now. Both are
+// safe for concurrent use.
 type Publisher interface {
 	PublishBatch(ctx context.Context, evs []*event.Event) []publisher.Result
 	Ready() bool
@@ -250,6 +253,9 @@ type outcome struct {
 	resp     EventsResponse
 	events   int
 	storeErr error // the first error of an event not stored
+	// deniedErr is the first error of an event whose subject NATS refuses
+	// to the gateway's user (publisher.ErrPermissionDenied).
+	deniedErr error
 }
 
 // process checks every event, publishes the valid ones and sorts the
@@ -285,6 +291,14 @@ func (g *Gateway) process(ctx context.Context, grant Grant, raws []json.RawMessa
 					Index: i, EventID: res.Receipt.EventID, Seq: res.Receipt.Seq, Status: res.Receipt.Status,
 				})
 				g.metrics.accepted.WithLabelValues(string(res.Receipt.Status)).Inc()
+			case errors.Is(res.Err, publisher.ErrPermissionDenied):
+				// The gateway's NATS user may not publish this source: a
+				// deployment fault, not the client's, and not spooled.
+				out.resp.Retry = append(out.resp.Retry, i)
+				if out.deniedErr == nil {
+					out.deniedErr = res.Err
+				}
+				g.metrics.denied.Inc()
 			case errors.As(res.Err, &ve):
 				reason := rejectInvalid
 				if errors.Is(ve, event.ErrCardNumber) {
@@ -309,12 +323,17 @@ func (g *Gateway) process(ctx context.Context, grant Grant, raws []json.RawMessa
 	return out
 }
 
-// answer writes the outcome: 503 if any valid event could not be stored,
-// else 400 if any event was rejected, else 202.
+// answer writes the outcome: 500 if NATS refused the gateway's user the
+// subject of any valid event (a deployment fault: no Retry-After, the
+// client keeps those events until operators fix it), else 503 if any valid
+// event could not be stored, else 400 if any event was rejected, else 202.
+// The answer never names the subject; the log does, under the error_id.
 func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, grant Grant, out outcome) {
 	resp := out.resp
 	code := http.StatusAccepted
 	switch {
+	case out.deniedErr != nil:
+		code, resp.Message = http.StatusInternalServerError, msgDenied
 	case len(resp.Retry) > 0:
 		code, resp.Message = http.StatusServiceUnavailable, msgUnavailable
 		g.setRetryAfter(w)
@@ -329,6 +348,13 @@ func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, grant Grant, ou
 	case http.StatusBadRequest:
 		resp.ErrorID = newErrorID()
 		g.log.InfoContext(r.Context(), "events rejected", append(attrs, "error_id", resp.ErrorID)...)
+	case http.StatusInternalServerError:
+		resp.ErrorID = newErrorID()
+		attrs = append(attrs, "error_id", resp.ErrorID, "err", out.deniedErr)
+		if out.storeErr != nil {
+			attrs = append(attrs, "other_err", out.storeErr)
+		}
+		g.log.ErrorContext(r.Context(), "events not stored: NATS refuses the gateway's user their subject; fix the gateway's NATS permissions", attrs...)
 	default:
 		resp.ErrorID = newErrorID()
 		g.log.ErrorContext(r.Context(), "events not stored", append(attrs, "error_id", resp.ErrorID, "err", out.storeErr)...)

@@ -21,6 +21,7 @@ import (
 	"github.com/airtally/airtally/producers/event"
 	"github.com/airtally/airtally/producers/publisher"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,23 +88,47 @@ type stack struct {
 	ns     *natsembed.Server
 	dir    string
 	port   int
+	users  []*server.User // of a locked-down server; nil: no authentication
 }
 
 type stackOpts struct {
 	maxBodyBytes int64
 	maxEvents    int
+	// gatewayAllow, if set, locks the server down: the publisher connects
+	// as user "gateway", allowed to publish only these subjects, and the
+	// test as an administrator.
+	gatewayAllow []string
 }
+
+// Users of a locked-down stack.
+const (
+	stackAdmin    = "admin"
+	stackGateway  = "gateway"
+	stackPassword = "pw-0123456789abcdef"
+)
 
 func newStack(t *testing.T, o stackOpts) *stack {
 	t.Helper()
 	s := &stack{t: t, logs: &logBuffer{}, reg: prometheus.NewRegistry(), dir: t.TempDir()}
+	var adminOpts, gatewayOpts []nats.Option
+	if o.gatewayAllow != nil {
+		s.users = []*server.User{
+			{Username: stackAdmin, Password: stackPassword},
+			{Username: stackGateway, Password: stackPassword, Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: o.gatewayAllow},
+				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			}},
+		}
+		adminOpts = []nats.Option{nats.UserInfo(stackAdmin, stackPassword)}
+		gatewayOpts = []nats.Option{nats.UserInfo(stackGateway, stackPassword)}
+	}
 	s.startNATS()
 	t.Cleanup(s.stopNATS)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The test's own connection, to inspect the stream.
-	tc, err := nats.Connect(s.ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	tc, err := nats.Connect(s.ns.ClientURL(), append(adminOpts, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -118,7 +143,7 @@ func newStack(t *testing.T, o stackOpts) *stack {
 
 	// As package publisher asks: no client-side buffering while
 	// disconnected, so that events are spooled in order instead.
-	nc, err := nats.Connect(s.ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
+	nc, err := nats.Connect(s.ns.ClientURL(), append(gatewayOpts, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))...)
 	if err != nil {
 		t.Fatalf("connect publisher: %v", err)
 	}
@@ -160,7 +185,11 @@ func newStack(t *testing.T, o stackOpts) *stack {
 // startNATS starts (or restarts, on the same port and store) the server.
 func (s *stack) startNATS() {
 	s.t.Helper()
-	ns, err := natsembed.Start(natsembed.Config{Dir: s.dir, Port: s.port})
+	ns, err := natsembed.Start(natsembed.Config{Dir: s.dir, Port: s.port, Options: func(o *server.Options) {
+		if s.users != nil {
+			o.Users = s.users
+		}
+	}})
 	if err != nil {
 		s.t.Fatalf("start nats: %v", err)
 	}

@@ -20,6 +20,7 @@ type metrics struct {
 	accepted    *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
 	unavailable prometheus.Counter
+	denied      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,11 +41,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "airtally", Subsystem: "gateway", Name: "events_unavailable_total",
 			Help: "Valid events that could be neither published nor spooled (answered 503 for the client to retry).",
 		}),
+		denied: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "airtally", Subsystem: "gateway", Name: "events_denied_total",
+			Help: "Valid events whose subject NATS refuses to the gateway's user (permissions; answered 500, not spooled): fix the gateway's NATS permissions.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.accepted, m.rejected, m.unavailable} {
+	for _, c := range []prometheus.Collector{m.requests, m.accepted, m.rejected, m.unavailable, m.denied} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: register metrics: %w", err)
 		}

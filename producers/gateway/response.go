@@ -10,14 +10,14 @@ import (
 )
 
 // EventsResponse is the body of every 202, of a 400 that lists per-event
-// errors, and of a 503 from POST /v1/events. Accepted is always present
-// (possibly empty); Rejected and Retry only when not empty; Message and
-// ErrorID on 400 and 503 only.
+// errors, and of a 503 or a 500 about events from POST /v1/events.
+// Accepted is always present (possibly empty); Rejected and Retry only
+// when not empty; Message and ErrorID on 400, 500 and 503 only.
 type EventsResponse struct {
-	// Message is a polite, human-readable summary (400 and 503 only).
+	// Message is a polite, human-readable summary (400, 500 and 503 only).
 	Message string `json:"message,omitempty"`
-	// ErrorID (a UUIDv7) names this error in the gateway's log (400 and 503
-	// only).
+	// ErrorID (a UUIDv7) names this error in the gateway's log (400, 500
+	// and 503 only).
 	ErrorID string `json:"error_id,omitempty"`
 	// Accepted lists every event stored, in request order. They must not be
 	// sent again (though a resend with the same event_id is harmless).
@@ -26,7 +26,8 @@ type EventsResponse struct {
 	// Sending one again unchanged is refused again.
 	Rejected []RejectedEvent `json:"rejected,omitempty"`
 	// Retry lists the indexes of the events that could not be stored for
-	// now (503 only): send exactly these again after Retry-After.
+	// now (500 and 503 only): send exactly these again, after Retry-After
+	// (503), or later once the gateway's operators fixed it (500).
 	Retry []int `json:"retry,omitempty"`
 }
 
@@ -87,6 +88,7 @@ const (
 	msgRejected     = "Some events were not accepted; \"rejected\" gives the reasons. The events listed under \"accepted\" are stored: send only the corrected rejected events again."
 	msgUnavailable  = "Some events could not be stored right now. The events listed under \"accepted\" are stored; please send the events listed under \"retry\" again after the Retry-After delay."
 	msgInternal     = "Something went wrong on our side. Please try again later; if it keeps happening, quote the error_id."
+	msgDenied       = "Some events could not be stored: this gateway is not set up to store events for their source. This is a fault on our side, logged for our operators. The events listed under \"accepted\" are stored; please keep the events listed under \"retry\" and send them again later with the same event_id, quoting the error_id if it persists."
 	msgNotReady     = "The gateway cannot accept events right now; please try again after the Retry-After delay."
 )
 

@@ -30,5 +30,42 @@
 // is forwarded again; the stream's duplicate window and the loader's
 // idempotent tables remove the copy.
 //
-// Logs name event ids and counts, never payloads or field values.
+// A lost connection: New watches the connection's status, and a publish
+// still waiting for its ack when the connection is lost stops waiting at
+// once (not after PublishTimeout): the ack can no longer arrive, so the
+// event is spooled and Publish returns StatusSpooled. The server may have
+// stored the event before the loss; the spooled copy then arrives as a
+// duplicate of the same event id (dropped by the stream's duplicate
+// window, or by the loader's idempotent tables after it), ahead of the
+// source's later events, so order and counts hold.
+//
+// Refused subjects (NATS permissions). When the server refuses to let the
+// connection's user publish an event's subject (a wrong source name, or
+// another site's credentials), it sends an asynchronous permissions
+// violation and JetStream never acks. The publisher chains an error
+// handler in front of the connection's own (which is still called), ends
+// the wait at once and returns an error wrapping *PermissionError
+// (errors.Is ErrPermissionDenied and nats.ErrPermissionViolation) that
+// names the subject. The decision, as a DR operator would want it: lose
+// nothing, but know at once.
+//   - Publish and PublishBatch do not spool a refused event: a spooled copy
+//     could never drain, and the caller would be told "stored" when it is
+//     not. The caller keeps the event (with its id and number, as after
+//     ErrUnavailable) and learns at once; resend it once the permissions
+//     or source name are fixed. While the spool is in use or NATS is down,
+//     a subject refused in the last minute is refused at once rather than
+//     spooled.
+//   - An event already in the spool (spooled during an outage) that is
+//     refused when forwarded is set aside, fsync'd, in SpoolDir/denied: it
+//     neither blocks the events behind it nor is retried in a loop.
+//     RetryDenied (after the fix), or the next Publisher on the same
+//     SpoolDir, tries each one once more, after the spool drained; it then
+//     reaches the stream after later events of its source (consumers order
+//     by source.seq). DeniedDepth and the gauge
+//     airtally_publisher_denied_events count them: alert on any.
+//   - Each refused subject is logged once at Error (again only after an ack
+//     on it showed it allowed in between); refused events are counted with
+//     status "denied" in airtally_publisher_events_total.
+//
+// Logs name event ids, subjects and counts, never payloads or field values.
 package publisher

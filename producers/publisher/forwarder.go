@@ -1,18 +1,21 @@
 package publisher
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/airtally/airtally/producers/spool"
 )
 
-var errDisconnected = errors.New("publisher: NATS connection is not connected")
-
 // forward drains the spool in order for as long as the Publisher runs:
 // publish, wait for the ack, move the cursor; with backoff while JetStream
 // does not answer. It retries on a timer and checks the connection often,
-// so it resumes by itself after NATS comes back.
+// so it resumes by itself after NATS comes back. An event whose subject the
+// server refuses (permissions) is set aside in the spool of refused events
+// instead of blocking the others; once the spool is drained, the events
+// set aside are tried once more when RetryDenied (or a restart) asks.
 func (p *Publisher) forward() {
 	defer close(p.fwdDone)
 	backoff := minBackoff
@@ -32,6 +35,22 @@ func (p *Publisher) forward() {
 			}
 			continue
 		}
+		src := p.spool
+		if len(frames) == 0 {
+			if n := p.retryDenied.Load(); n > 0 {
+				src = p.denied
+				if frames, err = p.denied.Read(int(min(n, forwardBatch))); err != nil {
+					p.log.Error("publisher: cannot read the spool of refused events; will retry", "err", err)
+					if !p.pause(maxBackoff) {
+						return
+					}
+					continue
+				}
+				if len(frames) == 0 {
+					p.retryDenied.Store(0)
+				}
+			}
+		}
 		if len(frames) == 0 {
 			if forwarded > 0 {
 				p.log.Info("publisher: spool drained; publishing directly again", "forwarded", forwarded)
@@ -42,12 +61,16 @@ func (p *Publisher) forward() {
 			case <-p.stop:
 				return
 			case <-p.spool.Appended():
+			case <-p.wake:
 			case <-time.After(idlePoll):
 			}
 			continue
 		}
-		n, err := p.forwardFrames(frames)
+		done, n, err := p.forwardFrames(src, frames)
 		forwarded += n
+		if src == p.denied {
+			p.retryDenied.Add(-int64(done))
+		}
 		if err != nil {
 			p.m.errors.WithLabelValues(stageForward).Inc()
 			if !failing || time.Since(warned) >= failureLogEvery {
@@ -69,12 +92,20 @@ func (p *Publisher) forward() {
 	}
 }
 
-// forwardFrames publishes frames in order until one fails, then commits
-// the cursor past the last one acked. It returns how many were acked.
-func (p *Publisher) forwardFrames(frames []spool.Frame) (int, error) {
+// forwardFrames publishes frames of src in order until one fails, then
+// commits src's cursor past the last one done: acked, or set aside in the
+// spool of refused events because the server refused its subject. It
+// returns how many were done and how many of them acked.
+func (p *Publisher) forwardFrames(src *spool.Spool, frames []spool.Frame) (done, acked int, ferr error) {
 	var last *spool.Frame
-	var ferr error
-	acked := 0
+	aside := 0
+	defer func() {
+		if aside > 0 {
+			events, _ := p.denied.Depth()
+			p.log.Error("publisher: NATS refused spooled events (permissions); set aside, not retried until RetryDenied or a restart",
+				"events", aside, "set_aside_total", events, "dir", p.denied.Dir())
+		}
+	}()
 loop:
 	for i := range frames {
 		select {
@@ -91,27 +122,50 @@ loop:
 			// It passed its checksum yet is no record of ours: it can never
 			// be published. Say so loudly and go on.
 			p.log.Error("publisher: spool frame is not an event record; skipped", "segment", frames[i].Pos.Segment, "offset", frames[i].Pos.Offset, "bytes", len(frames[i].Payload))
-			last = &frames[i]
+			done, last = i+1, &frames[i]
 			continue
 		}
 		ack, err := p.publishSync(p.life, r)
-		if err != nil {
+		var perr *PermissionError
+		switch {
+		case errors.As(err, &perr):
+			// Never deliverable as configured: keep it, out of the way.
+			if err := p.setAside(frames[i].Payload); err != nil {
+				ferr = err
+				break loop
+			}
+			aside++
+			p.m.forwarded.WithLabelValues(forwardDenied).Inc()
+		case err != nil:
 			ferr = err
-			break
+			break loop
+		default:
+			p.m.forwarded.WithLabelValues(string(ackStatus(ack))).Inc()
+			acked++
 		}
-		p.m.forwarded.WithLabelValues(string(ackStatus(ack))).Inc()
-		acked++
+		done = i + 1
 		last = &frames[i]
 	}
 	if last != nil {
-		if err := p.spool.Commit(*last); err != nil {
+		if err := src.Commit(*last); err != nil {
 			p.log.Error("publisher: cannot move the spool cursor; events will be forwarded again", "err", err)
 			if ferr == nil {
 				ferr = err
 			}
 		}
 	}
-	return acked, ferr
+	return done, acked, ferr
+}
+
+// setAside appends a refused event's record to the spool of refused
+// events (fsync'd), waiting at most the publish timeout for room.
+func (p *Publisher) setAside(payload []byte) error {
+	ctx, cancel := context.WithTimeout(p.life, p.cfg.PublishTimeout)
+	defer cancel()
+	if err := p.denied.Append(ctx, payload); err != nil {
+		return fmt.Errorf("publisher: set a refused event aside: %w", err)
+	}
+	return nil
 }
 
 // pause waits d, or less if the connection comes back; false if stopping.

@@ -15,6 +15,7 @@ import (
 	"github.com/airtally/airtally/internal/natsembed"
 	"github.com/airtally/airtally/internal/streams"
 	"github.com/airtally/airtally/producers/event"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -30,11 +31,23 @@ type natsServer struct {
 	dir  string
 	port int
 	srv  *natsembed.Server
+	// options, if set, edits the server options at every start (users and
+	// their permissions).
+	options func(*server.Options)
 }
 
-func startNATS(t testing.TB) *natsServer {
+// startNATS starts a server; options, if any, edit its options at every
+// start.
+func startNATS(t testing.TB, options ...func(*server.Options)) *natsServer {
 	t.Helper()
 	n := &natsServer{t: t, dir: t.TempDir()}
+	if len(options) > 0 {
+		n.options = func(o *server.Options) {
+			for _, edit := range options {
+				edit(o)
+			}
+		}
+	}
 	n.start()
 	n.port = n.srv.Addr().(*net.TCPAddr).Port
 	t.Cleanup(n.stop)
@@ -43,7 +56,7 @@ func startNATS(t testing.TB) *natsServer {
 
 func (n *natsServer) start() {
 	n.t.Helper()
-	srv, err := natsembed.Start(natsembed.Config{Dir: n.dir, Port: n.port})
+	srv, err := natsembed.Start(natsembed.Config{Dir: n.dir, Port: n.port, Options: n.options})
 	if err != nil {
 		n.t.Fatalf("start nats: %v", err)
 	}
@@ -68,16 +81,22 @@ func (n *natsServer) connect() (*nats.Conn, jetstream.JetStream) {
 		n.t.Fatalf("connect: %v", err)
 	}
 	n.t.Cleanup(nc.Close)
+	return nc, ensureStreams(n.t, nc)
+}
+
+// ensureStreams creates the streams through nc.
+func ensureStreams(t testing.TB, nc *nats.Conn) jetstream.JetStream {
+	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		n.t.Fatal(err)
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
-		n.t.Fatalf("ensure streams: %v", err)
+		t.Fatalf("ensure streams: %v", err)
 	}
-	return nc, js
+	return js
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

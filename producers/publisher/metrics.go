@@ -21,30 +21,32 @@ type metrics struct {
 const (
 	statusRejected    = "rejected"
 	statusUnavailable = "unavailable"
+	statusDenied      = "denied"
+	forwardDenied     = "set_aside"
 	stagePublish      = "publish"
 	stageForward      = "forward"
 )
 
-func newMetrics(reg prometheus.Registerer, depth func() (int64, int64)) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, depth, denied func() (int64, int64)) (*metrics, error) {
 	m := &metrics{
 		reg: reg,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airtally_publisher_events_total",
-			Help: "Events handed to the publisher, by outcome: acked, duplicate, spooled, rejected (invalid) or unavailable.",
+			Help: "Events handed to the publisher, by outcome: acked, duplicate, spooled, rejected (invalid), denied (NATS permissions) or unavailable.",
 		}, []string{"status"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airtally_publisher_spool_forwarded_total",
-			Help: "Spooled events forwarded to JetStream, by ack status (acked or duplicate).",
+			Help: "Spooled events forwarded to JetStream, by ack status (acked or duplicate), or set aside because NATS refused their subject (set_aside).",
 		}, []string{"status"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airtally_publisher_publish_errors_total",
 			Help: "JetStream publish attempts that failed, by stage (publish: a new event, forward: from the spool).",
 		}, []string{"stage"}),
 	}
-	for _, s := range []Status{StatusAcked, StatusDuplicate, StatusSpooled, statusRejected, statusUnavailable} {
+	for _, s := range []Status{StatusAcked, StatusDuplicate, StatusSpooled, statusRejected, statusDenied, statusUnavailable} {
 		m.events.WithLabelValues(string(s))
 	}
-	for _, s := range []Status{StatusAcked, StatusDuplicate} {
+	for _, s := range []Status{StatusAcked, StatusDuplicate, forwardDenied} {
 		m.forwarded.WithLabelValues(string(s))
 	}
 	for _, s := range []string{stagePublish, stageForward} {
@@ -60,6 +62,10 @@ func newMetrics(reg prometheus.Registerer, depth func() (int64, int64)) (*metric
 			Name: "airtally_publisher_spool_bytes",
 			Help: "Bytes in the spool waiting to be forwarded.",
 		}, func() float64 { _, b := depth(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "airtally_publisher_denied_events",
+			Help: "Spooled events set aside because NATS refused their subject (permissions); alert on any.",
+		}, func() float64 { n, _ := denied(); return float64(n) }),
 	}
 	if reg == nil {
 		return m, nil

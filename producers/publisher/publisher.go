@@ -75,7 +75,15 @@ type Publisher struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	spool *spool.Spool
-	seqs  *sequences
+	// denied holds spooled events that the server refused to take
+	// (permissions), set aside so that they neither block the spool nor
+	// are retried in a loop; see RetryDenied.
+	denied *spool.Spool
+	// retryDenied is how many events of denied the forwarder still tries
+	// again (set at start and by RetryDenied).
+	retryDenied atomic.Int64
+	watch       *watcher
+	seqs        *sequences
 	// recent remembers the numbers given to events that came without one,
 	// so that their resends get the same number (see recentSeqs).
 	recent *recentSeqs
@@ -86,6 +94,7 @@ type Publisher struct {
 	life    context.Context // ends when Close gives up waiting
 	cancel  context.CancelFunc
 	stop    chan struct{} // closed to stop the forwarder
+	wake    chan struct{} // wakes the idle forwarder (RetryDenied)
 	fwdDone chan struct{}
 
 	closeMu  sync.RWMutex
@@ -117,14 +126,21 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publisher: open spool: %w", err)
 	}
-	p := &Publisher{cfg: cfg, nc: nc, js: js, spool: sp, log: cfg.Logger, stop: make(chan struct{}), fwdDone: make(chan struct{})}
+	denied, err := spool.Open(ctx, filepath.Join(cfg.SpoolDir, "denied"), spool.Options{MaxBytes: cfg.SpoolMaxBytes, MaxFrameBytes: maxRecordBytes, Logger: cfg.Logger})
+	if err != nil {
+		_ = sp.Close()
+		return nil, fmt.Errorf("publisher: open spool of refused events: %w", err)
+	}
+	p := &Publisher{cfg: cfg, nc: nc, js: js, spool: sp, denied: denied, log: cfg.Logger, stop: make(chan struct{}), wake: make(chan struct{}, 1), fwdDone: make(chan struct{})}
 	if err := p.restoreSequences(ctx); err != nil {
 		_ = sp.Close()
+		_ = denied.Close()
 		return nil, err
 	}
-	if p.m, err = newMetrics(cfg.Registerer, sp.Depth); err != nil {
+	if p.m, err = newMetrics(cfg.Registerer, sp.Depth, denied.Depth); err != nil {
 		_ = p.seqs.close()
 		_ = sp.Close()
+		_ = denied.Close()
 		return nil, err
 	}
 	p.life, p.cancel = context.WithCancel(context.Background())
@@ -132,6 +148,12 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Publisher, error) {
 		p.degraded.Store(true)
 		p.log.Info("publisher: spool holds events from an earlier run; forwarding them first", "events", n, "bytes", b)
 	}
+	if n, _ := denied.Depth(); n > 0 {
+		p.retryDenied.Store(n)
+		p.log.Error("publisher: events refused by NATS (permissions) in an earlier run are set aside; trying each once more after the spool drained",
+			"events", n, "dir", denied.Dir())
+	}
+	p.watch = watch(nc, p.log)
 	go p.forward()
 	return p, nil
 }
@@ -170,6 +192,24 @@ func (p *Publisher) Recovery() spool.Recovery { return p.spool.Recovery() }
 // SpoolDepth returns the events waiting in the spool and their bytes.
 func (p *Publisher) SpoolDepth() (events int64, bytes int64) { return p.spool.Depth() }
 
+// DeniedDepth returns the events set aside because NATS refused their
+// subject while they were forwarded from the spool, and their bytes.
+func (p *Publisher) DeniedDepth() (events int64, bytes int64) { return p.denied.Depth() }
+
+// RetryDenied makes the forwarder try every event set aside as refused
+// (DeniedDepth) once more, in order, once the spool is drained: call it
+// after the permissions or credentials were fixed. Events refused again
+// stay set aside. A new Publisher on the same SpoolDir does the same at
+// start.
+func (p *Publisher) RetryDenied() {
+	n, _ := p.denied.Depth()
+	p.retryDenied.Store(n)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Ready reports whether an event would be accepted now without waiting:
 // JetStream is reachable and nothing is spooled, or the spool has room.
 func (p *Publisher) Ready() bool {
@@ -207,7 +247,11 @@ func (p *Publisher) bind(ctx context.Context) (context.Context, func()) {
 // (StatusSpooled). An invalid event returns an error wrapping
 // *event.ValidationError and consumes no sequence number. When the spool
 // is full Publish waits; if ctx ends first the error wraps ErrUnavailable
-// (and spool.ErrFull), and ev keeps its id and number for a retry.
+// (and spool.ErrFull), and ev keeps its id and number for a retry. When
+// the NATS server refuses ev's subject to this connection's user, the
+// error wraps *PermissionError (ErrPermissionDenied): ev was neither
+// stored nor spooled, keeps its id and number, and is refused again until
+// the permissions or the source are fixed (see the package doc).
 func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Receipt, error) {
 	if ev == nil {
 		return Receipt{}, errNilEvent
@@ -260,7 +304,15 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Receipt, erro
 			return receipt, nil
 		}
 		p.m.errors.WithLabelValues(stagePublish).Inc()
+		var perr *PermissionError
+		if errors.As(err, &perr) {
+			p.m.event(statusDenied)
+			return receipt, fmt.Errorf("publisher: event %s: %w", rec.id, perr)
+		}
 		p.noteFailure(err, 1)
+	} else if perr := p.watch.refused(rec.subject); perr != nil {
+		p.m.event(statusDenied)
+		return receipt, fmt.Errorf("publisher: event %s: %w", rec.id, perr)
 	}
 	if err := p.spool.Append(ctx, rec.encode()); err != nil {
 		p.m.event(statusUnavailable)
@@ -278,7 +330,9 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Receipt, erro
 // source's event could not be sent, its later events in the batch are
 // spooled behind it. (An event whose ack fails while a later event of the
 // same source, already sent, is acked leaves the stream holding the later
-// one first; consumers order by source.seq.)
+// one first; consumers order by source.seq.) An event whose subject the
+// NATS server refuses gets an error wrapping *PermissionError and is not
+// spooled, as with Publish.
 func (p *Publisher) PublishBatch(ctx context.Context, evs []*event.Event) []Result {
 	res := make([]Result, len(evs))
 	if !p.enter() {
@@ -382,7 +436,17 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []*event.Event) []Resu
 
 	toSpool := items
 	if p.spool.Empty() && p.connected() {
-		toSpool = p.publishAsync(items, res)
+		toSpool = p.publishAsync(ctx, items, res)
+	} else {
+		toSpool = toSpool[:0:0]
+		for _, it := range items {
+			if perr := p.watch.refused(it.rec.subject); perr != nil {
+				res[it.i].Err = fmt.Errorf("publisher: event %s: %w", it.rec.id, perr)
+				p.m.event(statusDenied)
+				continue
+			}
+			toSpool = append(toSpool, it)
+		}
 	}
 	if len(toSpool) == 0 {
 		return res
@@ -413,15 +477,23 @@ type item struct {
 }
 
 // publishAsync sends items without waiting, then collects the acks. It
-// fills the receipts of the acked items and returns the others, in order.
-func (p *Publisher) publishAsync(items []item, res []Result) []item {
+// fills the receipts of the acked items and the errors of the items whose
+// subject the server refused (permissions; not to be spooled), and returns
+// the others, in order. A lost connection ends the wait for every ack at
+// once (those items are returned, to be spooled); ctx ending does not:
+// the acks are awaited up to the publish timeout so that no event is
+// spooled needlessly.
+func (p *Publisher) publishAsync(ctx context.Context, items []item, res []Result) []item {
 	futures := make([]jetstream.PubAckFuture, len(items))
+	waits := make([]context.Context, len(items))
 	unsent := map[string]bool{}
 	var firstErr error
 	for j, it := range items {
 		if unsent[it.key] {
 			continue
 		}
+		wctx, release := p.watch.await(context.WithoutCancel(ctx), p.nc, it.rec.subject)
+		defer release()
 		f, err := p.js.PublishMsgAsync(p.msg(it.rec), jetstream.WithMsgID(it.rec.id.String()),
 			jetstream.WithExpectStream(p.cfg.Streams.EventsStream), jetstream.WithStallWait(p.cfg.PublishTimeout))
 		if err != nil {
@@ -429,30 +501,40 @@ func (p *Publisher) publishAsync(items []item, res []Result) []item {
 			firstErr = cmp(firstErr, err)
 			continue
 		}
-		futures[j] = f
+		futures[j], waits[j] = f, wctx
 	}
 	// The async ack timeout resolves every future; this is a safety net.
 	expired := make(chan struct{})
 	t := time.AfterFunc(p.cfg.PublishTimeout+time.Second, func() { close(expired) })
 	defer t.Stop()
 	var failed []item
+	denied := 0
 	for j, it := range items {
 		f := futures[j]
 		if f == nil {
 			failed = append(failed, it)
 			continue
 		}
-		ack, err := awaitAck(f, expired)
-		if err != nil {
+		ack, err := awaitAck(f, waits[j], expired)
+		var perr *PermissionError
+		switch {
+		case errors.As(err, &perr):
+			res[it.i].Err = fmt.Errorf("publisher: event %s: %w", it.rec.id, perr)
+			p.m.event(statusDenied)
+			denied++
+		case err != nil:
 			firstErr = cmp(firstErr, err)
 			failed = append(failed, it)
-			continue
+		default:
+			p.watch.allowed(it.rec.subject)
+			res[it.i].Receipt.Status = ackStatus(ack)
+			p.m.event(res[it.i].Receipt.Status)
 		}
-		res[it.i].Receipt.Status = ackStatus(ack)
-		p.m.event(res[it.i].Receipt.Status)
+	}
+	if n := len(failed) + denied; n > 0 {
+		p.m.errors.WithLabelValues(stagePublish).Add(float64(n))
 	}
 	if len(failed) > 0 {
-		p.m.errors.WithLabelValues(stagePublish).Add(float64(len(failed)))
 		p.noteFailure(firstErr, len(failed))
 	}
 	return failed
@@ -465,7 +547,10 @@ func cmp(first, err error) error {
 	return err
 }
 
-func awaitAck(f jetstream.PubAckFuture, expired <-chan struct{}) (*jetstream.PubAck, error) {
+// awaitAck waits for f's ack, or until wait ends (the server refused the
+// subject, or the connection was lost: the error is the cause) or expired
+// is closed.
+func awaitAck(f jetstream.PubAckFuture, wait context.Context, expired <-chan struct{}) (*jetstream.PubAck, error) {
 	select {
 	case ack := <-f.Ok():
 		return ack, nil
@@ -478,6 +563,8 @@ func awaitAck(f jetstream.PubAckFuture, expired <-chan struct{}) (*jetstream.Pub
 		return ack, nil
 	case err := <-f.Err():
 		return nil, err
+	case <-wait.Done():
+		return nil, context.Cause(wait)
 	case <-expired:
 		return nil, jetstream.ErrAsyncPublishTimeout
 	}
@@ -536,10 +623,23 @@ func (p *Publisher) msg(r record) *nats.Msg {
 }
 
 // publishSync publishes r and waits for its ack, at most PublishTimeout.
+// The wait ends early when the server refuses r's subject (the error is a
+// *PermissionError) or the connection is lost (errDisconnected): an ack
+// can then no longer come, and the caller spools the event at once.
 func (p *Publisher) publishSync(ctx context.Context, r record) (*jetstream.PubAck, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
 	defer cancel()
-	return p.js.PublishMsg(ctx, p.msg(r), jetstream.WithMsgID(r.id.String()), jetstream.WithExpectStream(p.cfg.Streams.EventsStream))
+	ctx, release := p.watch.await(ctx, p.nc, r.subject)
+	defer release()
+	ack, err := p.js.PublishMsg(ctx, p.msg(r), jetstream.WithMsgID(r.id.String()), jetstream.WithExpectStream(p.cfg.Streams.EventsStream))
+	if err != nil {
+		if cause := waitCause(ctx); cause != nil {
+			return nil, cause
+		}
+		return nil, err
+	}
+	p.watch.allowed(r.subject)
+	return ack, nil
 }
 
 func ackStatus(ack *jetstream.PubAck) Status {
@@ -588,12 +688,16 @@ func (p *Publisher) Close(ctx context.Context) error {
 		<-p.fwdDone
 	}
 	p.cancel()
+	p.watch.stop(p.nc)
 	p.m.unregister()
 	if err := p.seqs.close(); err != nil {
 		errs = append(errs, fmt.Errorf("publisher: close sequence journal: %w", err))
 	}
 	if err := p.spool.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("publisher: close spool: %w", err))
+	}
+	if err := p.denied.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("publisher: close spool of refused events: %w", err))
 	}
 	return errors.Join(errs...)
 }
