@@ -3,19 +3,11 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -382,88 +374,20 @@ func TestNATSPermissions(t *testing.T) {
 	})
 }
 
-// certs are a test CA and the certificates it issued, as PEM files.
-type certs struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-	pool                                             *x509.CertPool
-	server                                           tls.Certificate
-}
-
-// newCerts generates a CA, a server certificate for 127.0.0.1 and a client
-// certificate, written to dir.
-func newCerts(t *testing.T) *certs {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	now := time.Now()
-	caKey := newKey()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "airtally test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &certs{ca: write("ca.pem", "CERTIFICATE", caDER), pool: x509.NewCertPool()}
-	c.pool.AddCert(caCert)
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP, name string) (string, string) {
-		k := newKey()
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kb)
-	}
-	c.serverCert, c.serverKey = issue(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)}, "server")
-	c.clientCert, c.clientKey = issue(3, "airtally client", x509.ExtKeyUsageClientAuth, nil, "client")
-	if c.server, err = tls.LoadX509KeyPair(c.serverCert, c.serverKey); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // TestNATSTLS: with a NATS server that requires TLS and client
 // certificates, the publisher and the loader connect through
 // connect.ConnectNATS with the CA, certificate and key files and the
 // events arrive in ClickHouse; a client that does not trust the CA, or has
 // no client certificate, is refused.
 func TestNATSTLS(t *testing.T) {
-	c := newCerts(t)
-	clientTLS := connect.NATS{CAFile: c.ca, CertFile: c.clientCert, KeyFile: c.clientKey}
+	c := testenv.NewCerts(t)
+	clientTLS := connect.NATS{CAFile: c.CA, CertFile: c.ClientCert, KeyFile: c.ClientKey}
 	ls := newLockedStack(t, false, clientTLS, func(o *server.Options) {
 		o.TLS, o.TLSVerify, o.TLSTimeout = true, true, 5
 		o.TLSConfig = &tls.Config{
 			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{c.server},
-			ClientCAs:    c.pool,
+			Certificates: []tls.Certificate{c.Server},
+			ClientCAs:    c.Pool,
 			ClientAuth:   tls.RequireAndVerifyClientCert,
 		}
 	})
@@ -480,8 +404,8 @@ func TestNATSTLS(t *testing.T) {
 		opts []nats.Option
 		want string
 	}{
-		{name: "without the CA", opts: []nats.Option{nats.ClientCert(c.clientCert, c.clientKey)}, want: "certificate"},
-		{name: "without a client certificate", opts: []nats.Option{nats.RootCAs(c.ca)}, want: ""},
+		{name: "without the CA", opts: []nats.Option{nats.ClientCert(c.ClientCert, c.ClientKey)}, want: "certificate"},
+		{name: "without a client certificate", opts: []nats.Option{nats.RootCAs(c.CA)}, want: ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -506,7 +430,7 @@ func TestNATSTLS(t *testing.T) {
 // certificate takes events from a client that trusts the CA (loaded into
 // ClickHouse); a client that does not is refused.
 func TestGatewayTLS(t *testing.T) {
-	c := newCerts(t)
+	c := testenv.NewCerts(t)
 	s := newStack(t)
 	pub, _ := s.newPublisher(t.TempDir())
 	gw, err := gateway.New(gateway.Config{
@@ -517,7 +441,7 @@ func TestGatewayTLS(t *testing.T) {
 		t.Fatalf("new gateway: %v", err)
 	}
 	srv := httptest.NewUnstartedServer(gw.Handler())
-	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{c.server}}
+	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{c.Server}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	s.startLoader("tls")
@@ -537,7 +461,7 @@ func TestGatewayTLS(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("error %q does not mention the certificate", err)
 	}
-	trusting := &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool, MinVersion: tls.VersionTLS12}}}
+	trusting := &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.Pool, MinVersion: tls.VersionTLS12}}}
 	res, err := post(trusting)
 	if err != nil {
 		t.Fatalf("POST over TLS: %v", err)

@@ -96,10 +96,10 @@ func lockedClickHouse(t *testing.T) *lockedServer {
 	writer := &chlocal.Profile{NoDDL: true, MaxMemoryUsage: d.Profiles.Writer.MaxMemoryUsage}
 	dbs := []string{lockedDatabase, "default"}
 	pw := map[string]string{"airtally_loader": "loader-pw-1", "grafana": "grafana-pw-2", "analyst": "analyst-pw-3"}
-	crt := newCerts(t)
+	crt := testenv.NewCerts(t)
 	srv, err := chlocal.Start(t.Context(), chlocal.Config{
 		Dir: t.TempDir(),
-		TLS: &chlocal.TLS{CertFile: crt.serverCert, KeyFile: crt.serverKey},
+		TLS: &chlocal.TLS{CertFile: crt.ServerCert, KeyFile: crt.ServerKey},
 		Users: []chlocal.User{
 			{Name: "airtally_loader", Password: pw["airtally_loader"], Profile: writer, Databases: dbs},
 			{Name: "grafana", Password: pw["grafana"], Profile: readOnly, Databases: dbs},
@@ -131,7 +131,7 @@ func lockedClickHouse(t *testing.T) *lockedServer {
 	if _, err := schema.Migrate(ctx, admin, lockedDatabase); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	return &lockedServer{Server: srv, pw: pw, ca: crt.ca}
+	return &lockedServer{Server: srv, pw: pw, ca: crt.CA}
 }
 
 // openAs connects as user the way the components do (connect.OpenClickHouse,
@@ -340,8 +340,8 @@ func TestClickHouseTLSVerified(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "SELECT count() FROM "+lockedDatabase+".events").Scan(&n); err != nil {
 		t.Fatalf("query over TLS: %v", err)
 	}
-	other := newCerts(t)
-	if c, err := dialAs(srv, "analyst", other.ca); err == nil {
+	other := testenv.NewCerts(t)
+	if c, err := dialAs(srv, "analyst", other.CA); err == nil {
 		c.Close()
 		t.Fatal("TLS connection verified with an unrelated CA succeeded")
 	} else if !strings.Contains(err.Error(), "certificate") {

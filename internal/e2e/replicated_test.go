@@ -3,17 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/airtally/airtally/internal/connect"
-	"github.com/airtally/airtally/internal/natsembed"
-	"github.com/airtally/airtally/internal/streams"
 	"github.com/airtally/airtally/internal/testenv"
 	"github.com/airtally/airtally/producers/event"
 	"github.com/airtally/airtally/schema"
@@ -106,26 +102,8 @@ func TestReplicatedClickHouseLoadersFailOver(t *testing.T) {
 // ClickHouse pool (for checks) knows both replicas.
 func newReplicatedStack(t *testing.T, c *testenv.Cluster) *stack {
 	t.Helper()
-	s := &stack{t: t, logs: &logBuffer{}, db: "airtally"}
-	s.log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	t.Cleanup(func() {
-		if t.Failed() {
-			out := s.logs.String()
-			if len(out) > 16<<10 {
-				out = "…" + out[len(out)-16<<10:]
-			}
-			t.Logf("component logs:\n%s", out)
-		}
-	})
-	s.nats = testenv.StartNATS(t, natsembed.Config{})
-	js, err := jetstream.New(testenv.Connect(t, s.nats.URL))
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	s.js = js
-	if err := streams.Ensure(s.ctx(), js, streams.Config{}); err != nil {
-		t.Fatalf("ensure streams: %v", err)
-	}
+	s := newStackWithoutDatabase(t)
+	s.db = "airtally"
 	s.ch = s.replicaPool(c.Addrs()...)
 	if _, err := schema.MigrateCluster(s.ctx(), s.ch, s.db, testenv.ClusterName); err != nil {
 		t.Fatalf("migrate cluster: %v", err)

@@ -85,6 +85,15 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
+	s := newStackWithoutDatabase(t)
+	s.ch, s.db = testenv.NewDatabase(t, true)
+	return s
+}
+
+// newStackWithoutDatabase is newStack without its database (s.ch and s.db
+// unset).
+func newStackWithoutDatabase(t *testing.T) *stack {
+	t.Helper()
 	s := &stack{t: t, logs: &logBuffer{}}
 	// The components' raw output, unfiltered (no redacting handler of our
 	// own), at the most verbose level.
@@ -107,7 +116,6 @@ func newStack(t *testing.T) *stack {
 	if err := streams.Ensure(s.ctx(), js, streams.Config{}); err != nil {
 		t.Fatalf("ensure streams: %v", err)
 	}
-	s.ch, s.db = testenv.NewDatabase(t, true)
 	return s
 }
 
