@@ -86,6 +86,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"migrate", "--nope"}, 2, "flag provided but not defined: -nope"},
 		{"gateway without tokens", []string{"gateway", "--log-file", os.DevNull}, 2, "--tokens-file is required"},
 		{"replay without target", []string{"replay", "--log-file", os.DevNull}, 2, "--into is required"},
+		{"nats-node without config", []string{"nats-node"}, 2, "--config is required"},
 		{"help", []string{"help"}, 0, ""},
 	}
 	for _, tc := range tests {
@@ -95,6 +96,14 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d (want %d), output %q (want %q)", code, tc.code, errOut+out, tc.want)
 			}
 		})
+	}
+}
+
+// The help does not list the hidden nats-node helper.
+func TestHelpHidesHelpers(t *testing.T) {
+	code, out, _ := runCLI(t, "help")
+	if code != 0 || !strings.Contains(out, "  loader ") || strings.Contains(out, "nats-node") {
+		t.Fatalf("exit %d, help:\n%s", code, out)
 	}
 }
 
