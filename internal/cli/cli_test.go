@@ -86,6 +86,8 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"migrate", "--nope"}, 2, "flag provided but not defined: -nope"},
 		{"gateway without tokens", []string{"gateway", "--log-file", os.DevNull}, 2, "--tokens-file is required"},
 		{"replay without target", []string{"replay", "--log-file", os.DevNull}, 2, "--into is required"},
+		{"chaos with an unknown sync setting", []string{"chaos", "--sync", "sometimes", "--log-file", os.DevNull}, 2, "--sync must be default, always or both"},
+		{"chaos without duration", []string{"chaos", "--duration", "0s", "--log-file", os.DevNull}, 2, "--duration must be positive"},
 		{"nats-node without config", []string{"nats-node"}, 2, "--config is required"},
 		{"help", []string{"help"}, 0, ""},
 	}
@@ -99,10 +101,11 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// The help does not list the hidden nats-node helper.
+// The help lists the chaos command but not the hidden nats-node helper it
+// starts.
 func TestHelpHidesHelpers(t *testing.T) {
 	code, out, _ := runCLI(t, "help")
-	if code != 0 || !strings.Contains(out, "  loader ") || strings.Contains(out, "nats-node") {
+	if code != 0 || !strings.Contains(out, "  chaos ") || strings.Contains(out, "nats-node") {
 		t.Fatalf("exit %d, help:\n%s", code, out)
 	}
 }
