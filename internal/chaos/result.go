@@ -41,8 +41,8 @@ type Result struct {
 	// rows beyond the first): the at-least-once copies FINAL removes.
 	PhysDup, ExtraRows int
 	// Unacknowledged counts distinct stored ids no producer got an
-	// acknowledgement for (e.g. a request whose answer a gateway kill cut
-	// off, or the gateway's relayed heartbeats).
+	// acknowledgement for (e.g. a resent request abandoned when the load
+	// stopped).
 	Unacknowledged int
 	// HTTPResends counts gateway requests sent again (no answer, or 503).
 	HTTPResends int
@@ -215,9 +215,10 @@ func (r *runner) account(ctx context.Context, res *Result) error {
 
 // checkSequences requires each library-published source's rows (FINAL)
 // to carry exactly the numbers 1..n of its acknowledged events, in stream
-// order. The gateway's source is only counted: its relayed heartbeats and
-// the resends after a gateway kill take numbers of their own, and
-// PublishBatch may land an event whose ack failed after a later one.
+// order. The gateway's source is only counted: a resend after a gateway
+// kill gives already published events new numbers (JetStream drops the
+// copies, leaving gaps), and PublishBatch may land an event whose ack
+// failed after a later one.
 func (r *runner) checkSequences(ctx context.Context, res *Result) error {
 	rows, err := r.in.sourceRows(ctx)
 	if err != nil {
