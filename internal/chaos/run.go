@@ -134,6 +134,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Faulting = time.Since(began)
 	res.Stalls = r.watch.stop()
 	r.load.halt()
+	for _, p := range r.procs() {
+		if p.exited() {
+			res.Problems = append(res.Problems, fmt.Sprintf("%s exited by itself; its log ends:\n%s", p.name, p.tail(2048)))
+		}
+	}
+	cfg.Progress("faults stopped; settling and accounting")
 	if err := r.account(ctx, res); err != nil {
 		return nil, err
 	}
@@ -202,10 +208,11 @@ func (r *runner) setUp(ctx context.Context) error {
 	}
 
 	// Producers: two publishers straight on the cluster, one through a
-	// cuttable proxy, and an HTTP client of the gateway.
-	r.load = newLoad()
-	r.onClose(r.load.halt) // before the publishers close (cleanups run last first)
-	for i, src := range directSources {
+	// cuttable proxy, and an HTTP client of the gateway. The publishers
+	// are opened first, so that the producers stop (registered last, run
+	// first) before the publishers close.
+	var pubs []*publisher.Publisher
+	for i := range directSources {
 		nc, err := connect.ConnectNATS(connect.NATS{URL: cl.URLs(), Name: fmt.Sprintf("airtally-chaos-publisher-%d", i+1)}, r.log)
 		if err != nil {
 			return fmt.Errorf("chaos: connect publisher: %w", err)
@@ -215,7 +222,7 @@ func (r *runner) setUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r.load.wg.Go(func() { r.load.produce(pub, src) })
+		pubs = append(pubs, pub)
 	}
 	if r.cuttable, err = startFaultProxy(cl.hostPorts()...); err != nil {
 		return err
@@ -239,12 +246,18 @@ func (r *runner) setUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.load.wg.Go(func() { r.load.produce(cpub, cuttableSource) })
-	token, err := os.ReadFile(filepath.Join(cfg.Dir, "secrets", "gateway.token"))
+	token, err := r.secret("gateway.token")
 	if err != nil {
-		return fmt.Errorf("chaos: read the gateway token: %w", err)
+		return err
 	}
-	h := httpProducer{url: "http://" + r.gatewayAddr + "/v1/events", token: strings.TrimSpace(string(token)), client: &http.Client{Timeout: 30 * time.Second}}
+	h := httpProducer{url: "http://" + r.gatewayAddr + "/v1/events", token: token, client: &http.Client{Timeout: 30 * time.Second}}
+
+	r.load = newLoad()
+	r.onClose(r.load.halt)
+	for i, src := range directSources {
+		r.load.wg.Go(func() { r.load.produce(pubs[i], src) })
+	}
+	r.load.wg.Go(func() { r.load.produce(cpub, cuttableSource) })
 	r.load.wg.Go(func() { r.load.produceHTTP(h, gatewaySource) })
 
 	r.watch = watchRows(r.in)
@@ -389,13 +402,25 @@ func (r *runner) startInProcessLoader() error {
 	return nil
 }
 
-// tails is the end of the loader's and gateway's logs, for a failure.
+// procs is every process of the run.
+func (r *runner) procs() []*proc {
+	all := []*proc{r.loaderProc, r.gatewayProc}
+	if r.nats != nil {
+		all = append(all, r.nats.nodes...)
+	}
+	var out []*proc
+	for _, p := range all {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// tails is the end of every process's log, for a failure.
 func (r *runner) tails() string {
 	var b strings.Builder
-	for _, p := range append([]*proc{r.loaderProc, r.gatewayProc}, r.nats.nodes...) {
-		if p == nil {
-			continue
-		}
+	for _, p := range r.procs() {
 		if t := p.tail(1024); t != "" {
 			fmt.Fprintf(&b, "\n--- %s log (end):\n%s", p.name, t)
 		}
