@@ -111,16 +111,6 @@ func (r *Result) Write(w io.Writer) error {
 	return err
 }
 
-// WriteSchedule prints the schedule played, one step a line.
-func (r *Result) WriteSchedule(w io.Writer) error {
-	var b strings.Builder
-	for _, s := range r.Schedule {
-		b.WriteString("  " + s.String() + "\n")
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
 func mapString(m map[string]int) string {
 	var parts []string
 	for _, k := range sortedKeys(m) {

@@ -35,7 +35,7 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 	fs.DurationVar(&duration, "duration", time.Hour, "how long faults are injected, per sync setting")
 	fs.Uint64Var(&seed, "seed", 0, "seed of the fault schedule (default: the clock; always printed, so that a run can be replayed)")
 	fs.StringVar(&syncMode, "sync", "both", "JetStream sync setting of the nodes: default (every 2 min), always, or both (one run each)")
-	fs.StringVar(&dir, "dir", "", "folder for the stores, spools, logs and ClickHouse (default: a new temporary folder, kept)")
+	fs.StringVar(&dir, "dir", "", "folder for the stores, spools, logs and ClickHouse; kept for its logs, remove it when done (default: a new temporary folder)")
 	logs.register(fs, "")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -138,6 +138,7 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 			failed++
 		}
 	}
+	fmt.Fprintf(out, "\nlogs and data in %s (remove it when done)\n", dir)
 	if failed > 0 {
 		return userErr(fmt.Errorf("%d of %d runs failed", failed, len(settings)),
 			"acknowledged events were lost or counted twice, or the chain did not recover (see the account above; --seed %d replays the schedule)", seed)
