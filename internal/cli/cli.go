@@ -27,6 +27,9 @@ import (
 type command struct {
 	name    string
 	summary string
+	// hidden commands are not listed by 'airtally help' (helpers that
+	// other commands start as processes).
+	hidden bool
 	// run parses args and runs; it logs with env.log and writes results to
 	// env.stdout.
 	run func(ctx context.Context, env *Env, args []string) error
@@ -114,8 +117,10 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "airtally: every call and order durably recorded, every airing accounted for.")
 	fmt.Fprintln(w, "\nUsage: airtally <command> [flags]   (airtally <command> -h for its flags)\n\nCommands:")
 	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+	for n, c := range commands {
+		if !c.hidden {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	for _, n := range names {

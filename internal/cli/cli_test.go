@@ -87,6 +87,9 @@ func TestUsageErrors(t *testing.T) {
 		{"gateway without tokens", []string{"gateway", "--log-file", os.DevNull}, 2, "--tokens-file is required"},
 		{"replica-of without cluster", []string{"migrate", "--replica-of", "127.0.0.1:9000", "--log-file", os.DevNull}, 2, "--replica-of needs --clickhouse-cluster"},
 		{"replay without target", []string{"replay", "--log-file", os.DevNull}, 2, "--into is required"},
+		{"chaos with an unknown sync setting", []string{"chaos", "--sync", "sometimes", "--log-file", os.DevNull}, 2, "--sync must be default, always or both"},
+		{"chaos without duration", []string{"chaos", "--duration", "0s", "--log-file", os.DevNull}, 2, "--duration must be positive"},
+		{"nats-node without config", []string{"nats-node"}, 2, "--config is required"},
 		{"help", []string{"help"}, 0, ""},
 	}
 	for _, tc := range tests {
@@ -96,6 +99,15 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d (want %d), output %q (want %q)", code, tc.code, errOut+out, tc.want)
 			}
 		})
+	}
+}
+
+// The help lists the chaos command but not the hidden nats-node helper it
+// starts.
+func TestHelpHidesHelpers(t *testing.T) {
+	code, out, _ := runCLI(t, "help")
+	if code != 0 || !strings.Contains(out, "  chaos ") || strings.Contains(out, "nats-node") {
+		t.Fatalf("exit %d, help:\n%s", code, out)
 	}
 }
 

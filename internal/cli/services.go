@@ -183,6 +183,8 @@ type loaderFlags struct {
 	flush         time.Duration
 	migrate       bool
 	maxAckPending int
+	ackWait       time.Duration
+	backoffMax    time.Duration
 }
 
 func (l *loaderFlags) register(fs *flag.FlagSet) {
@@ -191,6 +193,8 @@ func (l *loaderFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&l.flush, "flush-interval", loader.DefaultFlushInterval, "how long a batch waits for more events")
 	fs.IntVar(&l.maxAckPending, "max-ack-pending", loader.DefaultMaxAckPending, "most unacknowledged events across all loaders (≥ (2 × loaders + 1) × batch size)")
 	fs.BoolVar(&l.migrate, "migrate", true, "apply the schema migrations at start-up")
+	fs.DurationVar(&l.ackWait, "ack-wait", loader.DefaultAckWait, "how long JetStream waits for an ack before redelivering to another loader (same on every instance: it is the shared consumer's)")
+	fs.DurationVar(&l.backoffMax, "backoff-max", loader.DefaultBackoffMax, "longest pause between two attempts at a failing insert")
 }
 
 func runLoader(ctx context.Context, env *Env, args []string) error {
@@ -225,7 +229,8 @@ func runLoader(ctx context.Context, env *Env, args []string) error {
 	defer nc.Close()
 	l, err := loader.New(js, conn, loader.Config{
 		Database: chCfg.Database, Streams: sf.cfg, Consumer: lf.consumer, BatchSize: lf.batchSize,
-		FlushInterval: lf.flush, MaxAckPending: lf.maxAckPending, Logger: env.Log, Registerer: reg,
+		FlushInterval: lf.flush, MaxAckPending: lf.maxAckPending, AckWait: lf.ackWait, BackoffMax: lf.backoffMax,
+		Logger: env.Log, Registerer: reg,
 	})
 	if err != nil {
 		return userErr(err, "the loader configuration is not valid")

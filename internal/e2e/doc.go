@@ -53,6 +53,11 @@
 //     stream leader, the consumer leader or a follower is killed.
 //   - TestClusterLoaderKilledPeerTakesOver: a loader killed with SIGKILL
 //     mid-stream; its peer on the same durable consumer loads the rest.
+//   - TestChaosExactAccount: internal/chaos (also "airtally chaos") for
+//     about 20 s per JetStream sync setting: NATS nodes, the gateway and
+//     a loader as processes killed with SIGKILL, ClickHouse stopped,
+//     killed and slowed, producers cut off, sometimes two faults at once;
+//     every acknowledged event present once (docs/durability.md).
 //   - TestNATSPermissions, TestPermissionsDocMatches, TestNATSTLS,
 //     TestGatewayTLS, TestNoSecretInLogsOrErrors: per-user NATS permissions
 //     with private inboxes (as deploy/nats/permissions.md documents), TLS

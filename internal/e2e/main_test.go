@@ -15,11 +15,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/airtally/airtally/consumers/loader"
+	"github.com/airtally/airtally/internal/cli"
 	"github.com/airtally/airtally/internal/connect"
 	"github.com/airtally/airtally/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(cliEnv) != "" {
+		// A re-executed test binary that is the airtally command (the
+		// chaos test's NATS nodes, gateway and loader).
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	if spec := os.Getenv(childLoaderEnv); spec != "" {
 		// A re-executed test binary that runs one loader until it is killed
 		// (TestLoaderKilledAfterInsertBeforeAck).
@@ -27,6 +36,10 @@ func TestMain(m *testing.M) {
 	}
 	testenv.Main(m, testenv.WithClickHouse())
 }
+
+// cliEnv, when set, makes the test binary run the airtally command with
+// its arguments instead of the tests.
+const cliEnv = "AIRTALLY_E2E_CLI"
 
 // childLoaderEnv, when set to a JSON childLoaderConfig, makes the test
 // binary run a loader instead of the tests.
