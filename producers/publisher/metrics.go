@@ -15,6 +15,7 @@ type metrics struct {
 	events    *prometheus.CounterVec
 	forwarded *prometheus.CounterVec
 	errors    *prometheus.CounterVec
+	fillers   prometheus.Counter
 }
 
 // Label values.
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer, depth, denied func() (int64, int64)) 
 			Name: "airtally_publisher_publish_errors_total",
 			Help: "JetStream publish attempts that failed, by stage (publish: a new event, forward: from the spool).",
 		}, []string{"stage"}),
+		fillers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airtally_publisher_fillers_total",
+			Help: "Heartbeats stored to fill a number that a resent event took after a restart (JetStream dropped the resend as a duplicate).",
+		}),
 	}
 	for _, s := range []Status{StatusAcked, StatusDuplicate, StatusSpooled, statusRejected, statusDenied, statusUnavailable} {
 		m.events.WithLabelValues(string(s))
@@ -53,7 +58,7 @@ func newMetrics(reg prometheus.Registerer, depth, denied func() (int64, int64)) 
 		m.errors.WithLabelValues(s)
 	}
 	m.collectors = []prometheus.Collector{
-		m.events, m.forwarded, m.errors,
+		m.events, m.forwarded, m.errors, m.fillers,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "airtally_publisher_spool_events",
 			Help: "Events in the spool waiting to be forwarded.",

@@ -276,6 +276,8 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Receipt, erro
 		p.m.event(statusUnavailable)
 		return Receipt{EventID: ev.EventID}, fmt.Errorf("publisher: event %s: %w: waiting for the source: %w", ev.EventID, ErrUnavailable, err)
 	}
+	var wasted []record
+	defer func() { p.fill(ctx, wasted) }() // after unlock: fill publishes
 	defer unlock()
 
 	last := p.seqs.peek(key)
@@ -301,6 +303,9 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Receipt, erro
 		if err == nil {
 			receipt.Status = ackStatus(ack)
 			p.m.event(receipt.Status)
+			if ack.Duplicate && rec.fresh {
+				wasted = append(wasted, rec)
+			}
 			return receipt, nil
 		}
 		p.m.errors.WithLabelValues(stagePublish).Inc()
@@ -383,6 +388,8 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []*event.Event) []Resu
 		}
 		return res
 	}
+	var wasted []record
+	defer func() { p.fill(ctx, wasted) }() // after unlock: fill publishes
 	defer unlock()
 
 	last := map[string]uint64{}
@@ -436,7 +443,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []*event.Event) []Resu
 
 	toSpool := items
 	if p.spool.Empty() && p.connected() {
-		toSpool = p.publishAsync(ctx, items, res)
+		toSpool, wasted = p.publishAsync(ctx, items, res)
 	} else {
 		toSpool = toSpool[:0:0]
 		for _, it := range items {
@@ -479,11 +486,12 @@ type item struct {
 // publishAsync sends items without waiting, then collects the acks. It
 // fills the receipts of the acked items and the errors of the items whose
 // subject the server refused (permissions; not to be spooled), and returns
-// the others, in order. A lost connection ends the wait for every ack at
+// the others, in order, and the records acked as duplicates although
+// freshly numbered (to be filled). A lost connection ends the wait for every ack at
 // once (those items are returned, to be spooled); ctx ending does not:
 // the acks are awaited up to the publish timeout so that no event is
 // spooled needlessly.
-func (p *Publisher) publishAsync(ctx context.Context, items []item, res []Result) []item {
+func (p *Publisher) publishAsync(ctx context.Context, items []item, res []Result) (failed []item, wasted []record) {
 	futures := make([]jetstream.PubAckFuture, len(items))
 	waits := make([]context.Context, len(items))
 	unsent := map[string]bool{}
@@ -507,7 +515,6 @@ func (p *Publisher) publishAsync(ctx context.Context, items []item, res []Result
 	expired := make(chan struct{})
 	t := time.AfterFunc(p.cfg.PublishTimeout+time.Second, func() { close(expired) })
 	defer t.Stop()
-	var failed []item
 	denied := 0
 	for j, it := range items {
 		f := futures[j]
@@ -529,6 +536,9 @@ func (p *Publisher) publishAsync(ctx context.Context, items []item, res []Result
 			p.watch.allowed(it.rec.subject)
 			res[it.i].Receipt.Status = ackStatus(ack)
 			p.m.event(res[it.i].Receipt.Status)
+			if ack.Duplicate && it.rec.fresh {
+				wasted = append(wasted, it.rec)
+			}
 		}
 	}
 	if n := len(failed) + denied; n > 0 {
@@ -537,7 +547,7 @@ func (p *Publisher) publishAsync(ctx context.Context, items []item, res []Result
 	if len(failed) > 0 {
 		p.noteFailure(firstErr, len(failed))
 	}
-	return failed
+	return failed, wasted
 }
 
 func cmp(first, err error) error {
@@ -603,11 +613,12 @@ func (p *Publisher) prepare(ev *event.Event) (string, error) {
 // restored, so no number is consumed.
 func (p *Publisher) encode(ev *event.Event, last uint64) (record, error) {
 	orig := ev.Source.Seq
+	fresh := false
 	if orig == 0 {
 		if seq, ok := p.recent.get(ev.EventID); ok {
 			ev.Source.Seq = seq // a resend: the number it had
 		} else {
-			ev.Source.Seq = last + 1
+			ev.Source.Seq, fresh = last+1, true
 		}
 	}
 	data, err := ev.Encode()
@@ -615,7 +626,7 @@ func (p *Publisher) encode(ev *event.Event, last uint64) (record, error) {
 		ev.Source.Seq = orig
 		return record{}, fmt.Errorf("publisher: event %s: %w", ev.EventID, err)
 	}
-	return record{id: ev.EventID, seq: ev.Source.Seq, subject: ev.Subject(p.cfg.Streams.SubjectPrefix), data: data}, nil
+	return record{id: ev.EventID, seq: ev.Source.Seq, subject: ev.Subject(p.cfg.Streams.SubjectPrefix), data: data, fresh: fresh}, nil
 }
 
 func (p *Publisher) msg(r record) *nats.Msg {

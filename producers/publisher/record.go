@@ -18,6 +18,10 @@ type record struct {
 	seq     uint64
 	subject string
 	data    []byte
+	// fresh (in memory only, not spooled): the publisher numbered the
+	// event in this call (the caller sent no source.seq and no earlier
+	// number was remembered for its id). See fillerRecord.
+	fresh bool
 }
 
 const (
