@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
+
+	osproc "github.com/airtally/airtally/internal/proc"
 )
 
 // proc is one subcommand of airtally run as a process of its own, in its
@@ -22,9 +22,8 @@ type proc struct {
 	args    []string
 	logPath string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been reaped
+	mu  sync.Mutex
+	run *osproc.Process // nil when not started or killed
 }
 
 func newProc(cfg *Config, name string, args ...string) *proc {
@@ -38,10 +37,13 @@ func newProc(cfg *Config, name string, args ...string) *proc {
 }
 
 // start launches the process; starting a running process does nothing.
+// The process is in its own process group, so that a kill reaches
+// anything it starts, and the kernel kills it if this process dies
+// without cleaning up (package proc).
 func (p *proc) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd != nil {
+	if p.run != nil {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p.logPath), 0o750); err != nil {
@@ -52,23 +54,14 @@ func (p *proc) start() error {
 		return fmt.Errorf("chaos: %s: log file: %w", p.name, err)
 	}
 	fmt.Fprintf(out, "--- chaos: start %s at %s\n", p.name, time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.command, p.args...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, so that a kill reaches anything it starts;
-	// and killed by the kernel if this process dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.Close()
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("chaos: %s: log file: %w", p.name, err)
+	}
+	run, err := osproc.Start(osproc.Spec{Bin: p.command, Args: p.args, Env: p.env, Output: p.logPath})
+	if err != nil {
 		return fmt.Errorf("chaos: start %s: %w", p.name, err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(done)
-	}()
-	p.cmd, p.done = cmd, done
+	p.run = run
 	return nil
 }
 
@@ -77,12 +70,11 @@ func (p *proc) start() error {
 func (p *proc) kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
+	if p.run == nil {
 		return
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-	p.cmd, p.done = nil, nil
+	_ = p.run.KillWait()
+	p.run = nil
 }
 
 // exited reports whether the process was started and has exited by
@@ -90,15 +82,7 @@ func (p *proc) kill() {
 func (p *proc) exited() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return p.run != nil && p.run.Exited()
 }
 
 // tail is the last n bytes of the process's log.
