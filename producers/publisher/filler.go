@@ -24,7 +24,9 @@ import (
 // stores a heartbeat of the source with that number (a "filler"): the
 // source is alive, nothing was lost, and the numbering stays whole. The
 // filler's event id is derived from the resent event's id and the number,
-// so a filler sent twice is itself a duplicate.
+// so a filler sent twice is itself a duplicate. The detector's own events
+// are not filled: no one watches its numbering, and a detector that
+// re-derives its detections resends them by design.
 //
 // Only a first attempt tells: a duplicate ack for an event forwarded from
 // the spool may be the event's own earlier attempt, stored under the same

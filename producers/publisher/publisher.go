@@ -618,7 +618,10 @@ func (p *Publisher) encode(ev *event.Event, last uint64) (record, error) {
 		if seq, ok := p.recent.get(ev.EventID); ok {
 			ev.Source.Seq = seq // a resend: the number it had
 		} else {
-			ev.Source.Seq, fresh = last+1, true
+			// The detector's numbering is watched by nobody, and a
+			// detector re-deriving its detections resends them by design:
+			// its wasted numbers are not filled.
+			ev.Source.Seq, fresh = last+1, ev.Source.System != event.DetectorSystem
 		}
 	}
 	data, err := ev.Encode()
