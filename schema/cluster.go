@@ -22,8 +22,12 @@ import (
 //	CREATE TABLE IF NOT EXISTS db.t …  → CREATE TABLE IF NOT EXISTS db.t ON CLUSTER c …
 //	CREATE VIEW IF NOT EXISTS db.v AS … → CREATE VIEW IF NOT EXISTS db.v ON CLUSTER c AS …
 //	ALTER TABLE db.t …                  → ALTER TABLE db.t ON CLUSTER c …
+//	DROP TABLE IF EXISTS db.v           → DROP TABLE IF EXISTS db.v ON CLUSTER c
 //	ENGINE = ReplacingMergeTree(v)      → ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/t', '{replica}', v)
 //	ENGINE = MergeTree()                → ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/t', '{replica}')
+//
+// DROP TABLE IF EXISTS is how a migration replaces a view (ClickHouse
+// 18.16 has no DROP VIEW): drop it, then create it again.
 //
 // The {shard} and {replica} macros come from each server's configuration.
 // A statement of any other form, or another engine, is refused, so that a
@@ -37,7 +41,7 @@ func ZooKeeperPath(db, table string) string {
 }
 
 var (
-	headRE   = regexp.MustCompile("^(CREATE TABLE IF NOT EXISTS|CREATE VIEW IF NOT EXISTS|CREATE DATABASE IF NOT EXISTS|ALTER TABLE) (`[A-Za-z_][A-Za-z0-9_]*`(?:\\.`?([A-Za-z_][A-Za-z0-9_]*)`?)?)")
+	headRE   = regexp.MustCompile("^(CREATE TABLE IF NOT EXISTS|CREATE VIEW IF NOT EXISTS|CREATE DATABASE IF NOT EXISTS|ALTER TABLE|DROP TABLE IF EXISTS) (`[A-Za-z_][A-Za-z0-9_]*`(?:\\.`?([A-Za-z_][A-Za-z0-9_]*)`?)?)")
 	engineRE = regexp.MustCompile(`ENGINE = (Replacing)?MergeTree\(([^)]*)\)`)
 	anyEngRE = regexp.MustCompile(`ENGINE\s*=`)
 )
@@ -46,7 +50,7 @@ var (
 func clusterize(stmt, db, cluster string) (string, error) {
 	m := headRE.FindStringSubmatchIndex(stmt)
 	if m == nil {
-		return "", fmt.Errorf("cluster mode: statement does not start with CREATE TABLE/VIEW/DATABASE IF NOT EXISTS or ALTER TABLE and a database-qualified name: %.60q", stmt)
+		return "", fmt.Errorf("cluster mode: statement does not start with CREATE TABLE/VIEW/DATABASE IF NOT EXISTS, ALTER TABLE or DROP TABLE IF EXISTS and a database-qualified name: %.60q", stmt)
 	}
 	table := ""
 	if m[6] >= 0 {

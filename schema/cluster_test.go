@@ -25,6 +25,8 @@ func TestClusterize(t *testing.T) {
 			"CREATE TABLE IF NOT EXISTS `d`.`t` ON CLUSTER `c`\n(v UInt8)\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}', v)\nORDER BY v"},
 		{"CREATE VIEW IF NOT EXISTS `d`.v AS SELECT 1", "CREATE VIEW IF NOT EXISTS `d`.v ON CLUSTER `c` AS SELECT 1"},
 		{"ALTER TABLE `d`.events\n    ADD COLUMN x String", "ALTER TABLE `d`.events ON CLUSTER `c`\n    ADD COLUMN x String"},
+		{"DROP TABLE IF EXISTS `d`.airing_figures", "DROP TABLE IF EXISTS `d`.airing_figures ON CLUSTER `c`"},
+		{"DROP TABLE IF EXISTS `d`.`v`", "DROP TABLE IF EXISTS `d`.`v` ON CLUSTER `c`"},
 	}
 	for _, tc := range tests {
 		got, err := schema.Clusterize(tc.in, "d", "`c`")
@@ -33,7 +35,10 @@ func TestClusterize(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"DROP TABLE `d`.t",
+		"DROP TABLE `d`.t",          // no IF EXISTS
+		"DROP TABLE IF EXISTS t",    // no database
+		"DROP VIEW IF EXISTS `d`.v", // not on ClickHouse 18.16
+		"DROP DATABASE IF EXISTS `d`",
 		"CREATE TABLE `d`.t (n UInt8) ENGINE = MergeTree() ORDER BY n", // no IF NOT EXISTS
 		"CREATE TABLE IF NOT EXISTS t (n UInt8) ENGINE = MergeTree() ORDER BY n",
 		"CREATE TABLE IF NOT EXISTS `d`.t (n UInt8) ENGINE = Log",

@@ -144,6 +144,32 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) (applied []int, e
 	return apply(ctx, conn, db, "", migs)
 }
 
+// viewRaceWait bounds how long a statement is retried while another
+// migrator replaces the views it reads.
+const viewRaceWait = 30 * time.Second
+
+// execRetrying runs one migration statement. A migration that replaces a
+// view drops it and creates it again; a migrator running at the same time
+// may meanwhile create a view that reads it, and find it missing (60
+// UNKNOWN_TABLE) or being dropped (218 TABLE_IS_DROPPED). Those errors
+// are retried for a while: every statement is idempotent, and the other
+// migrator creates the view again within moments.
+func execRetrying(ctx context.Context, conn driver.Conn, stmt string) error {
+	deadline := time.Now().Add(viewRaceWait)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := conn.Exec(ctx, stmt)
+		var exc *clickhouse.Exception
+		if err == nil || !errors.As(err, &exc) || (exc.Code != 60 && exc.Code != 218) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
 // columnsAlreadyAdded reports whether err says that an ALTER TABLE … ADD
 // COLUMN found its columns there already: another migrator, running at the
 // same time, applied the statement first. ClickHouse 18.16 has no ADD
@@ -204,7 +230,7 @@ func apply(ctx context.Context, conn driver.Conn, db, cluster string, migs []Mig
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := conn.Exec(ctx, stmt); err != nil && !columnsAlreadyAdded(stmt, err) {
+			if err := execRetrying(ctx, conn, stmt); err != nil && !columnsAlreadyAdded(stmt, err) {
 				return applied, fmt.Errorf("schema: %s migration %04d_%s statement %d: %w", db, m.Version, m.Name, i+1, err)
 			}
 		}

@@ -32,16 +32,25 @@ func LatestAiringsSQL(ident, where string) string {
 		{"spend_cents", "a_spend_cents"}, {"currency", "a_currency"}, {"dnis", "a_dnis"},
 		{"promo_code", "a_promo_code"}, {"vanity_url", "a_vanity_url"}, {"did_not_run", "a_did_not_run"},
 	}
-	var b strings.Builder
-	b.WriteString("SELECT\n    airing_id AS a_id")
-	for _, c := range cols {
-		fmt.Fprintf(&b, ",\n    argMax(%s, %s) AS %s", c.col, latestBy, c.alias)
+	// One argMax of the whole row, not one per column: its ordering key is
+	// a tuple, which ClickHouse compares generically, so every aggregate
+	// of it costs alike.
+	var b, row strings.Builder
+	b.WriteString("SELECT\n    a_id")
+	for i, c := range cols {
+		fmt.Fprintf(&b, ",\n    tupleElement(a_row, %d) AS %s", i+1, c.alias)
+		if i > 0 {
+			row.WriteString(", ")
+		}
+		row.WriteString(c.col)
 	}
-	b.WriteString(",\n    max(version) AS a_version\nFROM " + ident + "." + AiringsTable)
+	b.WriteString(",\n    a_version\nFROM\n(\n    SELECT\n        airing_id AS a_id,\n")
+	fmt.Fprintf(&b, "        argMax((%s), %s) AS a_row,\n", row.String(), latestBy)
+	b.WriteString("        max(version) AS a_version\n    FROM " + ident + "." + AiringsTable)
 	if where != "" {
-		b.WriteString("\nWHERE " + where)
+		b.WriteString("\n    WHERE " + where)
 	}
-	b.WriteString("\nGROUP BY airing_id")
+	b.WriteString("\n    GROUP BY airing_id\n)")
 	return b.String()
 }
 

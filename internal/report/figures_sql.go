@@ -310,8 +310,25 @@ func (b *builder) rollupSQL(d Dimension) string {
 		sums = append(sums, "sum("+c+") AS t_"+c)
 		names = append(names, "t_"+c+" AS "+c)
 	}
+	// A view rolls up the airings only. A report's rollup also carries
+	// the unattributed bucket, as the group whose unattributed column is
+	// 1 (its one row's descriptive columns taken with any), so that the
+	// figures are computed once for both.
+	group, where, bucket, bucketSums := "", "\n    WHERE airing_id != ''", "", ""
+	if b.sc != nil {
+		group, where = "t_unattributed, ", ""
+		bucket = "t_unattributed AS unattributed,\n    "
+		bucketSums = "toUInt8(airing_id = '') AS t_unattributed,\n        "
+		for _, c := range append(airingFigureColumns, "window_length_minutes") {
+			if c == d.Column() || c == "currency" || c == "did_not_run" {
+				continue // the key, and the rollup's own columns
+			}
+			names = append(names, "t_"+c+" AS "+c)
+			sums = append(sums, "any("+c+") AS t_"+c)
+		}
+	}
 	return `SELECT
-    t_key AS ` + d.Column() + `,
+    ` + bucket + `t_key AS ` + d.Column() + `,
     t_airings AS airings,
     t_did_not_run AS did_not_run,
     t_currency AS currency,
@@ -320,13 +337,12 @@ func (b *builder) rollupSQL(d Dimension) string {
 FROM
 (
     SELECT
-        ` + d.Column() + ` AS t_key,
+        ` + bucketSums + d.Column() + ` AS t_key,
         count() AS t_airings,
         toUInt64(sum(did_not_run)) AS t_did_not_run,
         if(min(currency) = max(currency), min(currency), 'mixed') AS t_currency,
         ` + strings.Join(sums, ",\n        ") + `
-    FROM ` + indentTail(b.ref(ViewFigures), 1) + `
-    WHERE airing_id != ''
-    GROUP BY ` + d.Column() + `
+    FROM ` + indentTail(b.ref(ViewFigures), 1) + where + `
+    GROUP BY ` + group + d.Column() + `
 )`
 }

@@ -102,7 +102,11 @@ func (o Options) validate() error {
 }
 
 // Queries are the SQL texts of a report, in the order Run sends them
-// (the extent query first: its answer bounds the others).
+// (the extent query first: its answer bounds the others). Run sends
+// Figures (the airings and the unattributed bucket) for a report by
+// airing, and Rollup instead of it for a rollup: its rows carry the
+// unattributed bucket too, as the row whose unattributed column is 1, so
+// that the figures are computed once.
 type Queries struct {
 	Extent  string
 	Figures string
@@ -125,7 +129,7 @@ func Build(o Options, scanHi int64) (Queries, error) {
 	q.Figures = "SELECT *\nFROM\n(\n" + indent(b.figuresSQL()) + "\n)\nORDER BY aired_at_ms, airing_id"
 	if o.By != ByAiring {
 		d := Dimension(o.By)
-		q.Rollup = "SELECT *\nFROM\n(\n" + indent(b.rollupSQL(d)) + "\n)\nORDER BY " + d.Column()
+		q.Rollup = "SELECT *\nFROM\n(\n" + indent(b.rollupSQL(d)) + "\n)\nORDER BY unattributed, " + d.Column()
 	}
 	if o.Curves {
 		q.Curve = "SELECT *\nFROM\n(\n" + indent(b.curveSQL()) + "\n)\nORDER BY airing_id, minute"
@@ -183,32 +187,43 @@ func Run(ctx context.Context, q Querier, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Options: o}
-	if rows, err = q.Query(ctx, qs.Figures); err != nil {
-		return nil, fmt.Errorf("report: figures: %w", err)
-	}
-	for _, r := range rows {
-		f, err := DecodeFigures(r)
-		if err != nil {
-			return nil, err
-		}
-		if f.AiringID == "" {
-			res.Unattributed = f
-			continue
-		}
-		if o.By == ByAiring {
-			res.Airings = append(res.Airings, f)
-		}
-	}
 	if qs.Rollup != "" {
+		// The rollup query carries the unattributed bucket too: the
+		// figures are computed once.
 		if rows, err = q.Query(ctx, qs.Rollup); err != nil {
 			return nil, fmt.Errorf("report: rollup: %w", err)
 		}
 		for _, r := range rows {
+			bucket, err := asInt(r["unattributed"])
+			if err != nil {
+				return nil, fmt.Errorf("report: rollup: unattributed: %w", err)
+			}
+			if bucket == 1 {
+				if res.Unattributed, err = DecodeFigures(r); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			ru, err := DecodeRollup(r, Dimension(o.By))
 			if err != nil {
 				return nil, err
 			}
 			res.Rollups = append(res.Rollups, ru)
+		}
+	} else {
+		if rows, err = q.Query(ctx, qs.Figures); err != nil {
+			return nil, fmt.Errorf("report: figures: %w", err)
+		}
+		for _, r := range rows {
+			f, err := DecodeFigures(r)
+			if err != nil {
+				return nil, err
+			}
+			if f.AiringID == "" {
+				res.Unattributed = f
+				continue
+			}
+			res.Airings = append(res.Airings, f)
 		}
 	}
 	if qs.Curve != "" {

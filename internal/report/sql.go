@@ -244,7 +244,7 @@ func (b *builder) airingsSQL() string {
     a_version AS version
 FROM
 (
-` + indent(airings.LatestAiringsSQL(b.db, "")) + `
+` + indent(airings.LatestAiringsSQL(b.db, b.airingsPrefilter())) + `
 ) AS a
 ALL LEFT JOIN
 (
@@ -257,6 +257,25 @@ ALL LEFT JOIN
     FROM ` + b.ref(ViewOffers) + `
     GROUP BY offer
 ) AS oc ON a_offer = oc_offer`
+}
+
+// airingsPrefilter narrows, in a report, the airings whose latest state
+// is computed to those that can matter to it: an airing shown, or whose
+// response window or baseline period reaches the report's scan. The
+// condition is on airing ids, so a kept airing's every row (every
+// version) is still read; it keeps every airing that has some row whose
+// air time is before the scan's end and whose window may end after the
+// scan's start (the longest window any offer or the default gives), a
+// superset of those the layers above keep by their latest state. A view
+// reads every airing.
+func (b *builder) airingsPrefilter() string {
+	if b.sc == nil {
+		return ""
+	}
+	ahead := max(dayMS, int64(b.cfg.BaselineMinutes+1)*60000)
+	return fmt.Sprintf("airing_id IN (SELECT airing_id FROM %[1]s.airings WHERE aired_at_ms < %[2]s"+
+		" AND greatest(aired_at_ms, aired_until_ms) > %[3]s - greatest(toInt64(%[4]d), (SELECT toInt64(max(window_minutes)) FROM %[1]s.offers)) * 60000)",
+		b.db, ms(b.sc.scanHi+ahead), ms(b.sc.scanLo), b.cfg.WindowMinutes)
 }
 
 func (b *builder) callsSQL() string { return b.callsWhere("") }
@@ -544,14 +563,7 @@ ANY LEFT JOIN
 FROM ` + b.ref(ViewOrders) + ` AS o0
 ALL LEFT JOIN
 (
-    SELECT
-        call_id AS k_call_id,
-        argMin(airing_id, (received_at_ms, call_system)) AS k_airing_id
-    FROM
-    (
-` + indent(indent(b.linkedCallsSQL())) + `
-    )
-    GROUP BY call_id
+` + indent(b.linkedCallsSQL()) + `
 ) AS k ON call_id = k_call_id`
 	return `SELECT
     ` + cols + `,
@@ -571,15 +583,53 @@ FROM
 )`
 }
 
-// linkedCallsSQL attributes the calls that phone orders name (only those:
-// attributing every call again would double the work).
+// linkedCallsSQL attributes the calls that phone orders name (only
+// those), one row per call id: k_call_id and k_airing_id, the airing of
+// the earliest call of that id (then the smaller source system). Only
+// call.received events decide it: the earliest received event of the id,
+// by (time, source system, event id), is the first received event of the
+// earliest call, so it gives that call's time and DNIS without grouping
+// the calls' other events; the call's airing is then the winner among the
+// response windows on its DNIS that contain its time, as in
+// call_attribution.
 func (b *builder) linkedCallsSQL() string {
 	cond := "call_id IN (SELECT call_id FROM " + b.db + ".events WHERE kind = " + kindPlaced + " AND call_id != ''"
+	var scan, keep string
 	if b.sc != nil {
 		cond += " AND occurred_at >= " + seconds(b.sc.scanLo) + " AND occurred_at < " + seconds(b.sc.scanHi+dayMS)
+		scan = b.when("occurred_at >= %s AND occurred_at < %s", seconds(b.sc.scanLo-hourMS), seconds(b.sc.scanHi+dayMS))
+		keep = fmt.Sprintf("\nWHERE k_ms >= %s AND k_ms < %s", ms(b.sc.scanLo), ms(b.sc.scanHi))
 	}
 	cond += ")"
-	return b.callAttributionOf("(\n" + indent(b.callsWhere(cond)) + "\n)")
+	win := "arrayMap(x -> (tupleElement(x, 4), tupleElement(x, 5), tupleElement(x, 6)), " +
+		"arrayFilter((x, t) -> tupleElement(x, 1) = 'w' AND t >= tupleElement(x, 2) AND t < tupleElement(x, 3), h_spans, replicate(k_ms, h_spans)))"
+	return `SELECT
+    k_call_id,
+    tupleElement(` + winnerSQL(win) + `, 3) AS k_airing_id
+FROM
+(
+    SELECT
+        k_call_id,
+        k_ms,
+        k_dnis_key,
+        toInt64(intDiv(k_ms, 3600000)) AS k_hour
+    FROM
+    (
+        SELECT
+            call_id AS k_call_id,
+            argMin((dnis, occurred_at_ms), (occurred_at_ms, source_system, event_id)) AS k_first,
+            tupleElement(k_first, 2) AS k_ms,
+            ` + dnisKeySQL("tupleElement(k_first, 1)") + ` AS k_dnis_key
+        FROM ` + b.db + `.events
+        WHERE kind = ` + kindReceived + strings.ReplaceAll(scan, "\n", "\n        ") + `
+            AND ` + cond + `
+        GROUP BY call_id
+    )` + strings.ReplaceAll(keep, "\n", "\n    ") + `
+) AS kc
+ANY LEFT JOIN
+(
+` + indent(b.spansByHourSQL()) + `
+) AS h ON k_dnis_key = h_dnis_key AND k_hour = h_hour`
 }
 
 func prefixAll(cols []string, prefix string) []string {

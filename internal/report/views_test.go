@@ -9,12 +9,12 @@ import (
 	"github.com/airtally/airtally/internal/report"
 )
 
-var update = flag.Bool("update", false, "rewrite schema/migrations/0003_airing_views.sql from the builder")
+var update = flag.Bool("update", false, "rewrite the newest views migration (report.ViewsMigrationFile) from the builder")
 
 // TestViewsMigrationUpToDate keeps the shipped views equal to the report's
 // query builder: the views and the report are one implementation.
 func TestViewsMigrationUpToDate(t *testing.T) {
-	path := filepath.Join("..", "..", "schema", "migrations", "0003_airing_views.sql")
+	path := filepath.Join("..", "..", "schema", "migrations", report.ViewsMigrationFile)
 	want := report.ViewsMigration()
 	if *update {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
