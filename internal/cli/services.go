@@ -55,7 +55,7 @@ func jetStream(ctx context.Context, env *Env, nf natsFlags, sf streamFlags, name
 type gatewayFlags struct {
 	listen, tokensFile, spoolDir, aniKeyFile, tlsCert, tlsKey string
 	spoolMaxBytes, maxBodyBytes                               int64
-	maxEvents, rateBurst                                      int
+	maxEvents, rateBurst, maxSources                          int
 	ratePerSecond                                             float64
 	ensureStreams                                             bool
 }
@@ -72,6 +72,7 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&g.maxEvents, "max-events", gateway.DefaultMaxEvents, "most events in one request (413 beyond)")
 	fs.Float64Var(&g.ratePerSecond, "rate-per-second", 0, "events each token may send per second (0: unlimited); beyond it the gateway answers 429 with Retry-After")
 	fs.IntVar(&g.rateBurst, "rate-burst", 0, "most events a token may send at once under --rate-per-second (default: --max-events)")
+	fs.IntVar(&g.maxSources, "max-sources", gateway.DefaultMaxSources, "most sources (system, instance) the gateway keeps sequence numbers for; events of a new source beyond it are rejected")
 	fs.BoolVar(&g.ensureStreams, "ensure-streams", true, "create or update the JetStream streams at start-up")
 }
 
@@ -123,7 +124,7 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 	}
 	go relay.Run(ctx)
 	gw, err := gateway.New(gateway.Config{
-		Tokens: tokens, MaxBodyBytes: gf.maxBodyBytes, MaxEvents: gf.maxEvents, RatePerSecond: gf.ratePerSecond, RateBurst: gf.rateBurst,
+		Tokens: tokens, MaxBodyBytes: gf.maxBodyBytes, MaxEvents: gf.maxEvents, MaxSources: gf.maxSources, RatePerSecond: gf.ratePerSecond, RateBurst: gf.rateBurst,
 		Logger: env.Log, Registerer: reg,
 	}, relay)
 	if err != nil {

@@ -16,6 +16,7 @@ const (
 	DefaultMaxBodyBytes = 4 << 20
 	DefaultMaxEvents    = 1000
 	DefaultRetryAfter   = 5 * time.Second
+	DefaultMaxSources   = 10000
 )
 
 // MinTokenLen is the shortest bearer token accepted in the configuration.
@@ -83,6 +84,16 @@ type Config struct {
 	// answered 413. Used only with RatePerSecond; default MaxEvents, so
 	// that any request within MaxEvents can pass.
 	RateBurst int
+	// MaxSources bounds the sources (system, instance) the gateway keeps
+	// sequence numbers for: its publisher keeps one per source, for ever.
+	// Once that many are known, an event of a new source is rejected
+	// (field "source") and known sources go on as before. Only a token
+	// granted "*" can create sources at will; this bounds what such a
+	// token can make the gateway remember. Needs a Publisher that counts
+	// sources (SourceCounter, as publisher.Publisher and Relay do).
+	// Default DefaultMaxSources; the bound is approximate under
+	// concurrent requests (a few over).
+	MaxSources int
 	// Logger receives one line per error response (with its error_id) and
 	// per request summary; it never receives tokens, payloads or field
 	// values. Nil discards logs.
@@ -101,6 +112,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.MaxSources == 0 {
+		c.MaxSources = DefaultMaxSources
 	}
 	if c.RatePerSecond > 0 && c.RateBurst == 0 {
 		c.RateBurst = c.MaxEvents
@@ -125,6 +139,8 @@ func (c Config) Validate() error {
 		return errors.New("gateway: rate per second must be 0 (unlimited) or positive")
 	case c.RateBurst < 0:
 		return errors.New("gateway: rate burst must be positive")
+	case c.MaxSources < 0:
+		return errors.New("gateway: max sources must be positive")
 	}
 	for tok, g := range c.Tokens {
 		if err := validToken(tok); err != nil {

@@ -37,6 +37,14 @@ type Publisher interface {
 	Ready() bool
 }
 
+// SourceCounter is implemented by a Publisher that keeps state per source
+// (publisher.Publisher and publisher.Relay): Config.MaxSources applies
+// only to such a Publisher.
+type SourceCounter interface {
+	Sources() int
+	HasSource(src event.Source) bool
+}
+
 // Gateway is the HTTP gateway. It is safe for concurrent use.
 type Gateway struct {
 	cfg     Config
@@ -267,8 +275,15 @@ func (g *Gateway) process(ctx context.Context, grant Grant, raws []json.RawMessa
 		valid []*event.Event
 		index []int
 	)
+	counter, _ := g.pub.(SourceCounter)
+	newSources := map[event.Source]bool{}
 	for i, raw := range raws {
 		ev, problems, reason := check(raw, grant)
+		if len(problems) == 0 && counter != nil {
+			if p, ok := g.newSource(counter, ev, newSources); !ok {
+				problems, reason = []event.Problem{p}, rejectSourceLimit
+			}
+		}
 		if len(problems) > 0 {
 			rejected[i] = rejectedEvent(i, ev, problems)
 			g.metrics.rejected.WithLabelValues(reason).Inc()
@@ -402,6 +417,22 @@ var placeholderKey = []byte("airtally-gateway-validation-only")
 // copy completed as the publisher will complete it, against the event
 // contract, so that every problem is reported at once. It returns the
 // parsed event (nil if unparseable), the problems and the metric reason.
+// newSource admits ev's source: a known source always, a new one while the
+// sources known (and the new ones of this request, in seen) stay under
+// MaxSources.
+func (g *Gateway) newSource(counter SourceCounter, ev *event.Event, seen map[event.Source]bool) (event.Problem, bool) {
+	src := event.Source{System: ev.Source.System, Instance: ev.Source.Instance}
+	if seen[src] || counter.HasSource(src) {
+		return event.Problem{}, true
+	}
+	if counter.Sources()+len(seen) >= g.cfg.MaxSources {
+		g.log.Warn("gateway: event of a new source refused: the source limit is reached", "limit", g.cfg.MaxSources, "source", src.Key())
+		return event.Problem{Field: "source", Reason: fmt.Sprintf("is a new source, and the gateway already keeps numbers for its limit of %d sources; ask the operator", g.cfg.MaxSources)}, false
+	}
+	seen[src] = true
+	return event.Problem{}, true
+}
+
 func check(raw json.RawMessage, grant Grant) (*event.Event, []event.Problem, string) {
 	ev, err := event.Parse(raw)
 	if err != nil {

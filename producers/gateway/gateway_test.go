@@ -432,3 +432,35 @@ func TestHealthAndReady(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "/readyz answers 200", func() bool { return get(t, s.url+"/readyz").code == http.StatusOK })
 }
+
+// TestSourceLimit: with MaxSources 2, a wildcard token creates two
+// sources; an event of a third is rejected (field source) while events of
+// the known sources, in the same batch, are stored.
+func TestSourceLimit(t *testing.T) {
+	s := newStack(t, stackOpts{maxSources: 2})
+	for _, inst := range []string{"site-1", "site-2"} {
+		r := post(t, s.url+"/v1/events", tokACD, "application/json", bytes.NewReader(mustJSON(t, callReceived(inst))))
+		if r.code != http.StatusAccepted {
+			t.Fatalf("%s: code %d: %s", inst, r.code, r.body)
+		}
+	}
+	batch := []ev{callReceived("site-1"), callReceived("site-3"), callReceived("site-2")}
+	r := post(t, s.url+"/v1/events", tokACD, "application/json", bytes.NewReader(mustJSON(t, batch)))
+	if r.code != http.StatusBadRequest {
+		t.Fatalf("code %d, want 400: %s", r.code, r.body)
+	}
+	resp := r.events(t)
+	if len(resp.Accepted) != 2 || resp.Accepted[0].Index != 0 || resp.Accepted[1].Index != 2 {
+		t.Fatalf("accepted %+v, want indexes 0 and 2", resp.Accepted)
+	}
+	if len(resp.Rejected) != 1 || resp.Rejected[0].Index != 1 || len(resp.Rejected[0].Errors) != 1 ||
+		resp.Rejected[0].Errors[0].Field != "source" || !strings.Contains(resp.Rejected[0].Errors[0].Reason, "limit of 2 sources") {
+		t.Fatalf("rejected %+v, want index 1 on field source naming the limit", resp.Rejected)
+	}
+	if got := counterValue(t, s.reg, "airtally_gateway_events_rejected_total", map[string]string{"reason": "source_limit"}); got != 1 {
+		t.Errorf("events_rejected_total{source_limit} = %v, want 1", got)
+	}
+	if got := s.streamCount(); got != 4 {
+		t.Errorf("stream holds %d messages, want 4", got)
+	}
+}

@@ -94,6 +94,7 @@ type stack struct {
 type stackOpts struct {
 	maxBodyBytes int64
 	maxEvents    int
+	maxSources   int
 	// gatewayAllow, if set, locks the server down: the publisher connects
 	// as user "gateway", allowed to publish only these subjects, and the
 	// test as an administrator.
@@ -170,6 +171,7 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		Tokens:       testTokens(),
 		MaxBodyBytes: o.maxBodyBytes,
 		MaxEvents:    o.maxEvents,
+		MaxSources:   o.maxSources,
 		Logger:       s.logs.logger(),
 		Registerer:   s.reg,
 	}, pub)

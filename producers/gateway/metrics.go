@@ -11,6 +11,8 @@ const (
 	rejectInvalid = "invalid" // fails the event contract
 	rejectCard    = "card"    // holds a card number
 	rejectSource  = "source"  // the token may not send for its source
+	// rejectSourceLimit: a new source beyond Config.MaxSources.
+	rejectSourceLimit = "source_limit"
 )
 
 // metrics are the gateway's Prometheus collectors. They always exist;
@@ -35,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"status"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "airtally", Subsystem: "gateway", Name: "events_rejected_total",
-			Help: "Events rejected, by reason: invalid, card (held a card number) or source (not allowed for the token).",
+			Help: "Events rejected, by reason: invalid, card (held a card number), source (not allowed for the token) or source_limit (a new source beyond the gateway's limit).",
 		}, []string{"reason"}),
 		unavailable: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "airtally", Subsystem: "gateway", Name: "events_unavailable_total",

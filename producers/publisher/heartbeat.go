@@ -173,6 +173,12 @@ func (r *Relay) PublishBatch(ctx context.Context, evs []*event.Event) []Result {
 // Ready reports whether the publisher accepts events now.
 func (r *Relay) Ready() bool { return r.pub.Ready() }
 
+// Sources is Publisher.Sources.
+func (r *Relay) Sources() int { return r.pub.Sources() }
+
+// HasSource is Publisher.HasSource.
+func (r *Relay) HasSource(src event.Source) bool { return r.pub.HasSource(src) }
+
 // Active returns the sources heartbeats are sent for now, forgetting those
 // silent for longer than RelayConfig.Active.
 func (r *Relay) Active() []event.Source {

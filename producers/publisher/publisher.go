@@ -192,6 +192,14 @@ func (p *Publisher) Recovery() spool.Recovery { return p.spool.Recovery() }
 // SpoolDepth returns the events waiting in the spool and their bytes.
 func (p *Publisher) SpoolDepth() (events int64, bytes int64) { return p.spool.Depth() }
 
+// Sources returns how many sources the publisher keeps sequence numbers
+// for (persisted in its spool folder, for ever).
+func (p *Publisher) Sources() int { return p.seqs.count() }
+
+// HasSource reports whether the publisher keeps a sequence number for src
+// (an event of src was numbered or stored before).
+func (p *Publisher) HasSource(src event.Source) bool { return p.seqs.peek(src.Key()) > 0 }
+
 // DeniedDepth returns the events set aside because NATS refused their
 // subject while they were forwarded from the spool, and their bytes.
 func (p *Publisher) DeniedDepth() (events int64, bytes int64) { return p.denied.Depth() }

@@ -64,6 +64,13 @@ func (q *sequences) merge(m map[string]uint64) {
 	}
 }
 
+// count is how many sources have a number.
+func (q *sequences) count() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.last)
+}
+
 // peek is the last number given to source key.
 func (q *sequences) peek(key string) uint64 {
 	q.mu.Lock()
