@@ -87,20 +87,19 @@ func (st *stage) rawPublish(ctx context.Context, p *phase) (Throughput, error) {
 // InsertBatch, one after the other: ClickHouse's insert rate alone. The rows
 // are built before the clock starts.
 func (st *stage) rawInsert(ctx context.Context, p *phase) (Throughput, error) {
-	cols, err := insertColumns(ctx, st.conn, p.db)
+	ins, err := loader.NewDirectInserter(ctx, st.conn, p.db)
 	if err != nil {
-		return Throughput{}, err
-	}
-	query, err := insertQuery(p.db, cols)
-	if err != nil {
-		return Throughput{}, err
+		return Throughput{}, fmt.Errorf("bench: %w", err)
 	}
 	now := time.Now()
-	rows := eventRows(cols, newEventMix("raw", now).completed(st.cfg.Events, st.aniKey), now)
+	rows, err := ins.Rows(newEventMix("raw", now).completed(st.cfg.Events, st.aniKey), 1, now)
+	if err != nil {
+		return Throughput{}, fmt.Errorf("bench: %w", err)
+	}
 	start := time.Now()
 	for first := 0; first < len(rows); first += st.cfg.InsertBatch {
-		if err := insertBatch(ctx, st.conn, query, rows[first:min(first+st.cfg.InsertBatch, len(rows))]); err != nil {
-			return Throughput{}, err
+		if err := ins.Insert(ctx, rows[first:min(first+st.cfg.InsertBatch, len(rows))]); err != nil {
+			return Throughput{}, fmt.Errorf("bench: %w", err)
 		}
 	}
 	elapsed := time.Since(start)
@@ -112,28 +111,6 @@ func (st *stage) rawInsert(ctx context.Context, p *phase) (Throughput, error) {
 		return Throughput{}, fmt.Errorf("bench: %d rows in %s.events after inserting %d", n, p.db, len(rows))
 	}
 	return throughput(len(rows), elapsed), nil
-}
-
-// insertBatch sends rows with one batch insert and always releases it.
-func insertBatch(ctx context.Context, conn driver.Conn, query string, rows [][]any) error {
-	b, err := conn.PrepareBatch(ctx, query)
-	if err != nil {
-		return fmt.Errorf("bench: prepare batch: %w", err)
-	}
-	defer func() {
-		if !b.IsSent() {
-			_ = b.Abort()
-		}
-	}()
-	for i, row := range rows {
-		if err := b.Append(row...); err != nil {
-			return fmt.Errorf("bench: append row %d: %w", i, err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("bench: send batch of %d rows: %w", len(rows), err)
-	}
-	return nil
 }
 
 // count is the number of the run's events in db.events, read with FINAL
