@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -145,37 +146,30 @@ type AlertConfig struct {
 	MaxAge time.Duration
 }
 
-func setDefault[T comparable](field *T, def T) {
-	var zero T
-	if *field == zero {
-		*field = def
-	}
-}
-
 // WithDefaults returns c with every unset field at its default.
 func (c Config) WithDefaults() Config {
 	c.Streams = c.Streams.WithDefaults()
-	setDefault(&c.Consumer, DefaultConsumer)
-	setDefault(&c.Instance, DefaultInstance)
-	setDefault(&c.StateBucket, DefaultStateBucket)
-	setDefault(&c.ToleranceFactor, DefaultToleranceFactor)
-	setDefault(&c.ToleranceGrace, DefaultToleranceGrace)
-	setDefault(&c.DelayTolerance, DefaultDelayTolerance)
-	setDefault(&c.MaxClockSkew, DefaultMaxClockSkew)
-	setDefault(&c.ClockWindow, DefaultClockWindow)
-	setDefault(&c.GapGrace, DefaultGapGrace)
-	setDefault(&c.SilentCalls, DefaultSilentCalls)
-	setDefault(&c.CheckInterval, DefaultCheckInterval)
-	setDefault(&c.LiveMargin, DefaultLiveMargin)
-	setDefault(&c.SnapshotInterval, DefaultSnapshotInterval)
-	setDefault(&c.SnapshotEvents, DefaultSnapshotEvents)
-	setDefault(&c.AckWait, DefaultAckWait)
-	setDefault(&c.LoaderConsumer, loader.DefaultConsumer)
-	setDefault(&c.LoaderTolerance, DefaultLoaderTolerance)
-	setDefault(&c.LoaderCheck, DefaultLoaderCheck)
-	setDefault(&c.Alerts.Subject, DefaultAlertSubject)
-	setDefault(&c.Alerts.WebhookTimeout, DefaultWebhookTimeout)
-	setDefault(&c.Alerts.MaxAge, DefaultAlertMaxAge)
+	c.Consumer = cmp.Or(c.Consumer, DefaultConsumer)
+	c.Instance = cmp.Or(c.Instance, DefaultInstance)
+	c.StateBucket = cmp.Or(c.StateBucket, DefaultStateBucket)
+	c.ToleranceFactor = cmp.Or(c.ToleranceFactor, DefaultToleranceFactor)
+	c.ToleranceGrace = cmp.Or(c.ToleranceGrace, DefaultToleranceGrace)
+	c.DelayTolerance = cmp.Or(c.DelayTolerance, DefaultDelayTolerance)
+	c.MaxClockSkew = cmp.Or(c.MaxClockSkew, DefaultMaxClockSkew)
+	c.ClockWindow = cmp.Or(c.ClockWindow, DefaultClockWindow)
+	c.GapGrace = cmp.Or(c.GapGrace, DefaultGapGrace)
+	c.SilentCalls = cmp.Or(c.SilentCalls, DefaultSilentCalls)
+	c.CheckInterval = cmp.Or(c.CheckInterval, DefaultCheckInterval)
+	c.LiveMargin = cmp.Or(c.LiveMargin, DefaultLiveMargin)
+	c.SnapshotInterval = cmp.Or(c.SnapshotInterval, DefaultSnapshotInterval)
+	c.SnapshotEvents = cmp.Or(c.SnapshotEvents, DefaultSnapshotEvents)
+	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
+	c.LoaderConsumer = cmp.Or(c.LoaderConsumer, loader.DefaultConsumer)
+	c.LoaderTolerance = cmp.Or(c.LoaderTolerance, DefaultLoaderTolerance)
+	c.LoaderCheck = cmp.Or(c.LoaderCheck, DefaultLoaderCheck)
+	c.Alerts.Subject = cmp.Or(c.Alerts.Subject, DefaultAlertSubject)
+	c.Alerts.WebhookTimeout = cmp.Or(c.Alerts.WebhookTimeout, DefaultWebhookTimeout)
+	c.Alerts.MaxAge = cmp.Or(c.Alerts.MaxAge, DefaultAlertMaxAge)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

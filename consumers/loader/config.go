@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,27 +84,20 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	setDefault(&c.Consumer, DefaultConsumer)
-	setDefault(&c.BatchSize, DefaultBatchSize)
-	setDefault(&c.BatchBytes, DefaultBatchBytes)
-	setDefault(&c.FlushInterval, DefaultFlushInterval)
-	setDefault(&c.AckWait, DefaultAckWait)
-	setDefault(&c.MaxAckPending, DefaultMaxAckPending)
-	setDefault(&c.InsertTimeout, DefaultInsertTimeout)
-	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
-	setDefault(&c.BackoffMin, DefaultBackoffMin)
-	setDefault(&c.BackoffMax, DefaultBackoffMax)
-	setDefault(&c.LagInterval, DefaultLagInterval)
+	c.Consumer = cmp.Or(c.Consumer, DefaultConsumer)
+	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.BatchBytes = cmp.Or(c.BatchBytes, DefaultBatchBytes)
+	c.FlushInterval = cmp.Or(c.FlushInterval, DefaultFlushInterval)
+	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
+	c.MaxAckPending = cmp.Or(c.MaxAckPending, DefaultMaxAckPending)
+	c.InsertTimeout = cmp.Or(c.InsertTimeout, DefaultInsertTimeout)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.BackoffMin = cmp.Or(c.BackoffMin, DefaultBackoffMin)
+	c.BackoffMax = cmp.Or(c.BackoffMax, DefaultBackoffMax)
+	c.LagInterval = cmp.Or(c.LagInterval, DefaultLagInterval)
 	c.Streams = c.Streams.WithDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
-	}
-}
-
-func setDefault[T comparable](field *T, def T) {
-	var zero T
-	if *field == zero {
-		*field = def
 	}
 }
 

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -125,16 +126,16 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	setDefault(&c.Events, DefaultEvents)
-	setDefault(&c.Rate, DefaultRate)
-	setDefault(&c.Duration, DefaultDuration)
-	setDefault(&c.FlushInterval, DefaultFlushInterval)
-	setDefault(&c.PollInterval, DefaultPollInterval)
-	setDefault(&c.Window, DefaultWindow)
-	setDefault(&c.InsertBatch, DefaultInsertBatch)
-	setDefault(&c.PublishBatch, DefaultPublishBatch)
-	setDefault(&c.Sources, DefaultSources)
-	setDefault(&c.PhaseTimeout, DefaultPhaseTimeout)
+	c.Events = cmp.Or(c.Events, DefaultEvents)
+	c.Rate = cmp.Or(c.Rate, DefaultRate)
+	c.Duration = cmp.Or(c.Duration, DefaultDuration)
+	c.FlushInterval = cmp.Or(c.FlushInterval, DefaultFlushInterval)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.Window = cmp.Or(c.Window, DefaultWindow)
+	c.InsertBatch = cmp.Or(c.InsertBatch, DefaultInsertBatch)
+	c.PublishBatch = cmp.Or(c.PublishBatch, DefaultPublishBatch)
+	c.Sources = cmp.Or(c.Sources, DefaultSources)
+	c.PhaseTimeout = cmp.Or(c.PhaseTimeout, DefaultPhaseTimeout)
 	if len(c.Syncs) == 0 {
 		c.Syncs = []Sync{SyncInterval, SyncAlways}
 	}
@@ -143,13 +144,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.Progress == nil {
 		c.Progress = func(string) {}
-	}
-}
-
-func setDefault[T comparable](field *T, def T) {
-	var zero T
-	if *field == zero {
-		*field = def
 	}
 }
 
