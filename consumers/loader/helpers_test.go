@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -169,23 +168,8 @@ func (r *running) metric(name string, labels ...string) float64 {
 	return sum
 }
 
-// logBuffer collects the JSON log lines of every loader of a test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// logBuffer collects the components' raw log output.
+type logBuffer = testenv.LogBuffer
 
 var (
 	testSource = event.Source{System: "acd", Instance: "tampa-01"}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -115,7 +114,7 @@ func newLockedStack(t *testing.T, private bool, clientTLS connect.NATS, extra fu
 		ls.passwords[u.Username] = path
 	}
 	s := &stack{t: t, logs: &logBuffer{}}
-	s.log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s.log = s.logs.Logger()
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("component logs:\n%s", tail(s.logs.String()))

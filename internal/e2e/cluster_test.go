@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -153,7 +152,7 @@ func TestClusterLoaderKilledPeerTakesOver(t *testing.T) {
 func newClusterStack(t *testing.T) (*stack, *natsembed.Cluster) {
 	t.Helper()
 	s := &stack{t: t, logs: &logBuffer{}}
-	s.log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s.log = s.logs.Logger()
 	t.Cleanup(func() {
 		if t.Failed() {
 			out := s.logs.String()

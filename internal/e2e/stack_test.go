@@ -44,24 +44,8 @@ const (
 	metricRedelivered  = "airtally_loader_redeliveries_total"
 )
 
-// logBuffer is the raw output of every component's slog JSON handler in a
-// test; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// logBuffer collects the components' raw log output.
+type logBuffer = testenv.LogBuffer
 
 // lazy formats a value when a failure message is printed, not when the
 // wait starts.
@@ -97,7 +81,7 @@ func newStackWithoutDatabase(t *testing.T) *stack {
 	s := &stack{t: t, logs: &logBuffer{}}
 	// The components' raw output, unfiltered (no redacting handler of our
 	// own), at the most verbose level.
-	s.log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s.log = s.logs.Logger()
 	t.Cleanup(func() {
 		if t.Failed() {
 			out := s.logs.String()

@@ -49,7 +49,7 @@ func newFakeServer(t *testing.T, pub *fakePublisher) (*httptest.Server, *logBuff
 	t.Helper()
 	logs := &logBuffer{}
 	reg := prometheus.NewRegistry()
-	gw, err := New(Config{Tokens: testTokens(), Logger: logs.logger(), Registerer: reg}, pub)
+	gw, err := New(Config{Tokens: testTokens(), Logger: logs.Logger(), Registerer: reg}, pub)
 	if err != nil {
 		t.Fatalf("gateway: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/airtally/airtally/internal/natsembed"
 	"github.com/airtally/airtally/internal/streams"
+	"github.com/airtally/airtally/internal/testenv"
 	"github.com/airtally/airtally/producers/event"
 	"github.com/airtally/airtally/producers/publisher"
 	"github.com/google/uuid"
@@ -42,27 +42,8 @@ func testTokens() map[string]Grant {
 	}
 }
 
-// logBuffer is a goroutine-safe buffer for a slog handler.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+// logBuffer collects the components' raw log output.
+type logBuffer = testenv.LogBuffer
 
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -153,7 +134,7 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		SpoolDir:       t.TempDir(),
 		ANIKey:         []byte("test-ani-key-0123456789abcdef012"),
 		PublishTimeout: time.Second,
-		Logger:         s.logs.logger(),
+		Logger:         s.logs.Logger(),
 		Registerer:     s.reg,
 	})
 	if err != nil {
@@ -172,7 +153,7 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		MaxBodyBytes: o.maxBodyBytes,
 		MaxEvents:    o.maxEvents,
 		MaxSources:   o.maxSources,
-		Logger:       s.logs.logger(),
+		Logger:       s.logs.Logger(),
 		Registerer:   s.reg,
 	}, pub)
 	if err != nil {

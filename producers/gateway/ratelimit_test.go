@@ -102,7 +102,7 @@ func (c *countingPublisher) Ready() bool { return true }
 func TestRateLimited(t *testing.T) {
 	logs := &logBuffer{}
 	pub := &countingPublisher{}
-	gw, err := New(Config{Tokens: testTokens(), Logger: logs.logger(), RatePerSecond: 0.001, RateBurst: 5}, pub)
+	gw, err := New(Config{Tokens: testTokens(), Logger: logs.Logger(), RatePerSecond: 0.001, RateBurst: 5}, pub)
 	if err != nil {
 		t.Fatalf("gateway: %v", err)
 	}
