@@ -42,9 +42,6 @@ var Faults = []Fault{FaultLoaderKill, FaultNATSKill, FaultGatewayKill, FaultClic
 // AckWait of 2s.
 const slowInsertDelay = 2500 * time.Millisecond
 
-// repairedPrefix starts the mark of a repair.
-const repairedPrefix = "repaired "
-
 // overlapChance is the chance that a step starts a second fault while its
 // first is in progress.
 const overlapChance = 0.35
@@ -194,7 +191,7 @@ func (r *runner) play(ctx context.Context, st Step) error {
 
 // breakIt starts a fault.
 func (r *runner) breakIt(f Fault, target int) error {
-	r.watch.mark(string(f))
+	r.watch.Mark(string(f))
 	r.faults[f]++
 	r.log.Info("chaos: fault", "fault", string(f), "target", target)
 	switch f {
@@ -229,7 +226,7 @@ func (r *runner) breakIt(f Fault, target int) error {
 func (r *runner) repair(f Fault, target int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*r.cfg.FlowTimeout)
 	defer cancel()
-	defer r.watch.mark(repairedPrefix + string(f))
+	defer r.watch.Repaired(string(f))
 	switch f {
 	case FaultLoaderKill:
 		return r.loaderProc.start()

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"github.com/airtally/airtally/internal/flowwatch"
 	"io"
 	"slices"
 	"strings"
@@ -51,7 +52,7 @@ type Result struct {
 	SlowestSource  string
 	// Stalls are the pauses of a second or more in the flow of loaded
 	// rows, longest first.
-	Stalls []Stall
+	Stalls []flowwatch.Stall
 	// Inversions counts, per source, rows in the stream before the row of
 	// their predecessor in the source's sequence; SequenceGaps counts the
 	// gaps and repeats in a source's sequence numbers (FINAL).
@@ -67,9 +68,9 @@ type Result struct {
 func (r *Result) OK() bool { return r.Lost == 0 && r.CountedTwice == 0 && len(r.Problems) == 0 }
 
 // LongestStall is the longest pause in the flow of loaded rows.
-func (r *Result) LongestStall() Stall {
+func (r *Result) LongestStall() flowwatch.Stall {
 	if len(r.Stalls) == 0 {
-		return Stall{}
+		return flowwatch.Stall{}
 	}
 	return r.Stalls[0]
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/airtally/airtally/internal/flowwatch"
 	"log/slog"
 	"net/http"
 	"os"
@@ -61,7 +62,7 @@ type runner struct {
 	cuttable    *faultProxy // between a publisher and the cluster
 	pubs        []*publisher.Publisher
 	load        *load
-	watch       *rowWatch
+	watch       *flowwatch.Watch
 	faults      map[Fault]int
 
 	cleanups []func()
@@ -99,7 +100,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Seed: cfg.Seed, SyncAlways: cfg.SyncAlways, Faults: map[Fault]int{}}
-	if err := r.watch.waitGrowth(ctx, 200, cfg.FlowTimeout); err != nil {
+	if err := r.watch.WaitGrowth(ctx, 200, cfg.FlowTimeout); err != nil {
 		return nil, fmt.Errorf("chaos: no flow before the first fault: %w%s", err, r.tails())
 	}
 
@@ -110,7 +111,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// The first round (every kind once) is always played in full.
 	for time.Now().Before(end) || sched.n < len(Faults) {
 		st := sched.next()
-		cfg.Progress(fmt.Sprintf("%6.1fs %s", r.watch.elapsed().Seconds(), st))
+		cfg.Progress(fmt.Sprintf("%6.1fs %s", r.watch.Elapsed().Seconds(), st))
 		res.Schedule = append(res.Schedule, st)
 		if st.Overlap != "" {
 			res.Overlaps++
@@ -118,7 +119,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err := r.play(ctx, st)
 		if err == nil {
 			// Every step is repaired before the next: the flow must resume.
-			if err = r.watch.waitGrowth(ctx, 50, cfg.FlowTimeout); err != nil {
+			if err = r.watch.WaitGrowth(ctx, 50, cfg.FlowTimeout); err != nil {
 				err = fmt.Errorf("after %s: %w", st, err)
 			}
 		}
@@ -132,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		_ = sleep(ctx, st.Calm)
 	}
 	res.Faulting = time.Since(began)
-	res.Stalls = r.watch.stop()
+	res.Stalls, _ = r.watch.Stop()
 	r.load.halt()
 	for _, p := range r.procs() {
 		if p.exited() {
@@ -260,8 +261,8 @@ func (r *runner) setUp(ctx context.Context) error {
 	r.load.wg.Go(func() { r.load.produce(cpub, cuttableSource) })
 	r.load.wg.Go(func() { r.load.produceHTTP(h, gatewaySource) })
 
-	r.watch = watchRows(r.in)
-	r.onClose(func() { r.watch.stop() })
+	r.watch = flowwatch.Start(r.in.rawCount)
+	r.onClose(func() { r.watch.Stop() })
 	return nil
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/airtally/airtally/internal/flowwatch"
 	"slices"
 	"strings"
 	"sync"
@@ -365,119 +366,35 @@ func (l *load) statuses() string {
 }
 
 // rowWatch samples the rows of events (copies included) while the load
-// runs, and keeps the longest pause between two increases.
+// runs, and keeps the pauses between two increases (flowwatch).
 type rowWatch struct {
-	s    *stack
-	quit chan struct{}
-	done chan struct{}
-
-	mu       sync.Mutex
-	rows     uint64
-	start    time.Time
-	changed  time.Time
-	longest  time.Duration
-	longFrom time.Time
-	pauses   []rowMark // every pause of a second or more
-	marked   []rowMark
-}
-
-type rowMark struct {
-	at   time.Time
-	what string
+	*flowwatch.Watch
+	t *testing.T
 }
 
 func (s *stack) watchRows() *rowWatch {
-	now := time.Now()
-	w := &rowWatch{s: s, quit: make(chan struct{}), done: make(chan struct{}), start: now, changed: now}
-	go w.run()
-	s.t.Cleanup(func() { w.stop() })
+	w := &rowWatch{Watch: flowwatch.Start(func(context.Context) (uint64, error) { return s.rawCount() }), t: s.t}
+	s.t.Cleanup(func() { w.Stop() })
 	return w
 }
 
-func (w *rowWatch) run() {
-	defer close(w.done)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-w.quit:
-			return
-		case <-tick.C:
-		}
-		n, err := w.s.rawCount()
-		if err != nil {
-			continue
-		}
-		now := time.Now()
-		w.mu.Lock()
-		if n > w.rows {
-			w.rows = n
-			w.pause(now)
-			w.changed = now
-		}
-		w.mu.Unlock()
-	}
-}
-
-// pause accounts for the pause from the last increase to now. Called with
-// mu held.
-func (w *rowWatch) pause(now time.Time) {
-	d := now.Sub(w.changed)
-	if d >= time.Second {
-		w.pauses = append(w.pauses, rowMark{w.changed, fmt.Sprintf("%.2fs", d.Seconds())})
-	}
-	if d > w.longest {
-		w.longest, w.longFrom = d, w.changed
-	}
-}
-
 // mark notes an event (a kill, a restart) for the report.
-func (w *rowWatch) mark(what string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.marked = append(w.marked, rowMark{time.Now(), what})
-}
+func (w *rowWatch) mark(what string) { w.Mark(what) }
 
-func (w *rowWatch) marks() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var parts []string
-	for _, m := range w.marked {
-		parts = append(parts, fmt.Sprintf("%s at %.2fs", m.what, m.at.Sub(w.start).Seconds()))
-	}
-	for _, m := range w.pauses {
-		parts = append(parts, fmt.Sprintf("pause of %s at %.2fs", m.what, m.at.Sub(w.start).Seconds()))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// current is the last row count sampled.
-func (w *rowWatch) current() uint64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.rows
-}
+// marks is the timeline of marks and pauses of a second or more.
+func (w *rowWatch) marks() string { return w.Timeline() }
 
 // waitGrowth waits until the rows grew by n from now.
 func (w *rowWatch) waitGrowth(n uint64, format string, args ...any) {
-	w.s.t.Helper()
-	from := w.current()
-	testenv.Eventually(w.s.t, wait, func() bool { return w.current() >= from+n },
-		"rows did not grow by %d from %d (now %v) "+format,
-		append([]any{n, from, lazy(func() string { return fmt.Sprint(w.current()) })}, args...)...)
+	w.t.Helper()
+	if err := w.WaitGrowth(w.t.Context(), n, wait); err != nil {
+		w.t.Fatalf("%v "+format, append([]any{err}, args...)...)
+	}
 }
 
 // stop ends the sampling and returns the longest pause (a pause still
 // going on counts up to now) and when it began.
 func (w *rowWatch) stop() (time.Duration, string) {
-	select {
-	case <-w.quit:
-	default:
-		close(w.quit)
-	}
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.pause(time.Now())
-	return w.longest, fmt.Sprintf("from %.2fs", w.longFrom.Sub(w.start).Seconds())
+	_, longest := w.Stop()
+	return longest.Length, fmt.Sprintf("from %.2fs", longest.At.Seconds())
 }
