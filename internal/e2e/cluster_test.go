@@ -282,19 +282,7 @@ func (s *stack) startLoad(sources ...event.Source) *load {
 // default PublishTimeout, 5s) on its own connection and spool folder.
 func (s *stack) clusterPublisher() *publisher.Publisher {
 	s.t.Helper()
-	nc := s.connectNATS("e2e-cluster-publisher")
-	p, err := publisher.New(s.ctx(), nc, publisher.Config{SpoolDir: s.t.TempDir(), ANIKey: aniKey, Logger: s.log})
-	if err != nil {
-		s.t.Fatalf("new publisher: %v", err)
-	}
-	s.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.Close(ctx); err != nil {
-			s.t.Errorf("close publisher: %v", err)
-		}
-	})
-	return p
+	return s.openPublisher(s.connectNATS("e2e-cluster-publisher"), s.t.TempDir(), func(c *publisher.Config) { c.PublishTimeout = 0 })
 }
 
 // produce publishes src's events until quit; every event whose Publish

@@ -237,16 +237,21 @@ func (s *stack) newPublisher(dir string) (*publisher.Publisher, *nats.Conn) {
 	return s.openPublisher(nc, dir), nc
 }
 
-// openPublisher opens a publisher on nc and dir (e.g. again, after Close).
-func (s *stack) openPublisher(nc *nats.Conn, dir string) *publisher.Publisher {
+// openPublisher opens a publisher on nc and dir (e.g. again, after Close),
+// its configuration changed by edit.
+func (s *stack) openPublisher(nc *nats.Conn, dir string, edit ...func(*publisher.Config)) *publisher.Publisher {
 	s.t.Helper()
-	p, err := publisher.New(s.ctx(), nc, publisher.Config{
+	cfg := publisher.Config{
 		SpoolDir: dir,
 		ANIKey:   aniKey,
 		// Long enough for a loaded machine: an ack this late is an outage.
 		PublishTimeout: 10 * time.Second,
 		Logger:         s.log,
-	})
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	p, err := publisher.New(s.ctx(), nc, cfg)
 	if err != nil {
 		s.t.Fatalf("new publisher: %v", err)
 	}
