@@ -36,6 +36,7 @@ func completeness() Built {
 		byName("lost_events", title("Events lost"), thresholds(alarmAbove(1))),
 		byName("silent_lines", title("Silent lines"), thresholds(alarmAbove(1))),
 		byName("airings_partly_recorded", title("Airings partly recorded"), thresholds(alarmAbove(1))),
+		byName("airings_no_response", title("Paid airings without response"), thresholds(alarmAbove(1))),
 		byName("dead_letters", title("Dead letters"), thresholds(alarmAbove(1))),
 	), q(`
 SELECT
@@ -44,8 +45,9 @@ SELECT
     (SELECT sum(missing_events) FROM sequence_gaps WHERE status = 'open' AND `+overlaps+`) AS lost_events,
     (SELECT count() FROM line_outages WHERE `+overlaps+`) AS silent_lines,
     (SELECT count() FROM airing_accountability WHERE status = 'partial' AND $__timeFilter(aired_at)) AS airings_partly_recorded,
+    (SELECT count() FROM airing_accountability WHERE status = 'no_response' AND $__timeFilter(aired_at)) AS airings_no_response,
     (SELECT count() FROM dead_letters FINAL WHERE $__timeFilter(failed_at)) AS dead_letters`,
-		"sources_down", "open_gaps", "lost_events", "silent_lines", "airings_partly_recorded", "dead_letters"))
+		"sources_down", "open_gaps", "lost_events", "silent_lines", "airings_partly_recorded", "airings_no_response", "dead_letters"))
 
 	b.panel(tablePanel(2, "Sources and heartbeats",
 		"Every source that sent events up to the end of the period: its last event and heartbeat, and its state then. "+

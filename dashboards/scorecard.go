@@ -28,11 +28,11 @@ ORDER BY `+v.name, v.name))
 const accountable = `status != ''`
 
 // Statuses of airing_accountability (docs/accountability.md).
-var statuses = []string{"accounted", "partial", "pending", "did_not_run"}
+var statuses = []string{"accounted", "partial", "no_response", "pending", "did_not_run"}
 
 // statusColors colour an accountability status.
 func statusColors() ValueMapping {
-	return valueColors("accounted", "green", "partial", "orange", "pending", "blue", "did_not_run", "text")
+	return valueColors("accounted", "green", "partial", "orange", "no_response", "red", "pending", "blue", "did_not_run", "text")
 }
 
 func scorecard() Built {
@@ -46,6 +46,7 @@ func scorecard() Built {
 	})
 	airingVariables(b)
 	b.customVariable("status", "Accountability", "accounted: fully recorded; partial: part of the response window was not recorded; "+
+		"no_response: it ran and cost money but drew far fewer calls than comparable airings predict (a suspected silent line); "+
 		"pending: window open or data not loaded yet; did_not_run: the post-log says it did not run", true, statuses, nil, "")
 
 	b.panel(statPanel(1, "Totals", "The airings shown below, summed; the media ratio is total net revenue ÷ total cost.", pos(0, 0, 24, 4),
@@ -56,6 +57,7 @@ func scorecard() Built {
 		byName("revenue", title("Net revenue"), decimals(2)),
 		byName("media_ratio", title("Media ratio"), decimals(2)),
 		byName("partial_airings", title("Partly recorded airings")),
+		byName("no_response_airings", title("Paid airings without response"), thresholds(alarmAbove(1))),
 		byName("estimated_missing_calls", title("Estimated missing calls"), decimals(1)),
 	), q(`
 SELECT
@@ -66,6 +68,7 @@ SELECT
     t_net / 100 AS revenue,
     if(t_cost = 0, NULL, t_net / t_cost) AS media_ratio,
     t_partial AS partial_airings,
+    t_no_response AS no_response_airings,
     t_missing AS estimated_missing_calls
 FROM
 (
@@ -76,12 +79,13 @@ FROM
         sum(orders) AS t_orders,
         sum(net_revenue_cents) AS t_net,
         countIf(status = 'partial') AS t_partial,
+        countIf(status = 'no_response') AS t_no_response,
         sum(estimated_missing_calls) AS t_missing
     FROM airing_accountability
     WHERE `+accountable+`
         AND `+airingFilters+`
         AND $__conditionalAll(status IN (${status:sqlstring}), $status)
-)`, "airings", "cost", "calls", "orders", "revenue", "media_ratio", "partial_airings", "estimated_missing_calls"))
+)`, "airings", "cost", "calls", "orders", "revenue", "media_ratio", "partial_airings", "no_response_airings", "estimated_missing_calls"))
 
 	detailLink := DataLink{
 		Title: "Airing detail",

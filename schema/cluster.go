@@ -173,34 +173,53 @@ func CopyReplica(ctx context.Context, from, to driver.Conn, db string) ([]string
 	if err != nil {
 		return nil, err
 	}
+	// The tables and views the migrations leave, in the order they were
+	// created: a name a later migration drops for good is not copied.
 	names := []string{"schema_migrations"}
 	for _, m := range migs {
 		for _, s := range m.Statements {
-			if mm := headRE.FindStringSubmatch(s); mm != nil && strings.HasPrefix(mm[1], "CREATE") && mm[3] != "" && !slices.Contains(names, mm[3]) {
+			mm := headRE.FindStringSubmatch(s)
+			switch {
+			case mm == nil || mm[3] == "":
+			case strings.HasPrefix(mm[1], "CREATE") && !slices.Contains(names, mm[3]):
 				names = append(names, mm[3])
+			case strings.HasPrefix(mm[1], "DROP"):
+				names = slices.DeleteFunc(names, func(n string) bool { return n == mm[3] })
 			}
 		}
 	}
 	if err := to.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+ident); err != nil {
 		return nil, fmt.Errorf("schema: copy replica: create database %s: %w", db, err)
 	}
+	// A view may read views created after it (a later migration replaced
+	// one it reads), so create in passes until every one exists.
 	var created []string
-	for _, name := range names {
-		exists, err := tableExists(ctx, to, db, name)
-		if err != nil {
-			return created, err
+	pending := names
+	for len(pending) > 0 {
+		var failed []string
+		var lastErr error
+		for _, name := range pending {
+			exists, err := tableExists(ctx, to, db, name)
+			if err != nil {
+				return created, err
+			}
+			if exists {
+				continue
+			}
+			var stmt string
+			if err := from.QueryRow(ctx, "SHOW CREATE TABLE "+ident+"."+name).Scan(&stmt); err != nil {
+				return created, fmt.Errorf("schema: copy replica: SHOW CREATE TABLE %s.%s on the healthy replica: %w", db, name, err)
+			}
+			if err := to.Exec(ctx, stmt); err != nil {
+				failed, lastErr = append(failed, name), fmt.Errorf("schema: copy replica: create %s.%s: %w", db, name, err)
+				continue
+			}
+			created = append(created, name)
 		}
-		if exists {
-			continue
+		if len(failed) == len(pending) {
+			return created, lastErr
 		}
-		var stmt string
-		if err := from.QueryRow(ctx, "SHOW CREATE TABLE "+ident+"."+name).Scan(&stmt); err != nil {
-			return created, fmt.Errorf("schema: copy replica: SHOW CREATE TABLE %s.%s on the healthy replica: %w", db, name, err)
-		}
-		if err := to.Exec(ctx, stmt); err != nil {
-			return created, fmt.Errorf("schema: copy replica: create %s.%s: %w", db, name, err)
-		}
-		created = append(created, name)
+		pending = failed
 	}
 	return created, nil
 }

@@ -23,7 +23,7 @@ import (
 	"github.com/airtally/airtally/internal/report"
 )
 
-// The views of migration 0011 analysts query.
+// The views of migrations 0011 and 0013 analysts query.
 const (
 	View             = "airing_accountability"
 	ViewCoverage     = "airing_coverage"
@@ -49,6 +49,11 @@ const (
 	StatusDidNotRun = "did_not_run"
 	// StatusPending: its window is still open, or its data not loaded yet.
 	StatusPending = "pending"
+	// StatusNoResponse: it ran and cost money, but drew far fewer calls
+	// than comparable airings predict for its spend while its sources were
+	// up: a suspected silent line (carrier routing, a trunk down, the
+	// wrong number on air). Never reported as a clean result.
+	StatusNoResponse = "no_response"
 )
 
 // Airing is one row of airing_accountability.
@@ -89,6 +94,29 @@ type Airing struct {
 	WebOrders       int64 `json:"web_orders"`
 	NetRevenueCents int64 `json:"net_revenue_cents"`
 	MediaCostCents  int64 `json:"media_cost_cents"`
+	// SharedCalls: its part of the calls in its window when each call is
+	// split between the airings whose windows on its number hold it, by
+	// their expected response at the call's minute (equal to Calls on a
+	// number no other airing overlaps). SharedWith lists those airings.
+	SharedCalls float64 `json:"shared_calls"`
+	SharedWith  string  `json:"shared_with"`
+	// ExpectedCalls: what comparable airings (ExpectedBasis: same offer
+	// and media, same media, or all airings of its week) draw for its
+	// spend; 0 where there are too few to tell.
+	ExpectedCalls float64 `json:"expected_calls"`
+	ExpectedBasis string  `json:"expected_basis"`
+	// NoResponse: its calls are far below ExpectedCalls (see
+	// StatusNoResponse for the test).
+	NoResponse bool `json:"no_response"`
+	// MissingCallsBound and MissingOrdersBound: the most calls and orders
+	// the evidence can hold missing where sequence gaps are the only cause
+	// (a gap's missing numbers less the heartbeats due in its span); the
+	// estimates never exceed them. Nil: not bounded by evidence.
+	MissingCallsBound  *float64 `json:"missing_calls_bound"`
+	MissingOrdersBound *float64 `json:"missing_orders_bound"`
+	// OrphanCancellations: cancellations naming an order never received,
+	// lost while one of its order sources was out.
+	OrphanCancellations int64 `json:"orphan_cancellations"`
 	// EstimatedMissingCalls and EstimatedMissingOrders: what the uncovered
 	// minutes held, by the expected response curve.
 	EstimatedMissingCalls   float64 `json:"estimated_missing_calls"`

@@ -62,8 +62,12 @@ func row(native bool) report.Row {
 	set("web_orders", uint64(52), "52")
 	set("net_revenue_cents", int64(600000), "600000")
 	set("media_cost_cents", int64(150000), "150000")
+	set("no_response", uint8(0), json.Number("0"))
+	set("orphan_cancellations", uint64(2), "2")
+	r["missing_calls_bound"] = f(40)
+	r["missing_orders_bound"] = nil
 	for _, c := range []string{"uncovered_minutes", "coverage", "max_delay_minutes", "estimated_missing_calls", "estimated_missing_orders",
-		"adjusted_calls", "adjusted_orders", "adjusted_net_revenue_cents"} {
+		"adjusted_calls", "adjusted_orders", "adjusted_net_revenue_cents", "shared_calls", "expected_calls"} {
 		if native {
 			r[c] = 10.5
 		} else {
@@ -95,7 +99,8 @@ func TestDecodeBothEngines(t *testing.T) {
 		t.Fatalf("engines decode differently:\n%s\n%s", ja, jb)
 	}
 	if a.Calls != 324 || a.Coverage != 10.5 || a.CostPerOrderCents == nil || *a.CostPerOrderCents != 986.8 || a.TargetRatio != nil ||
-		!a.AiredAt.Equal(time.Date(2025, 11, 24, 14, 15, 0, 0, time.UTC)) || a.DidNotRun {
+		!a.AiredAt.Equal(time.Date(2025, 11, 24, 14, 15, 0, 0, time.UTC)) || a.DidNotRun ||
+		a.MissingCallsBound == nil || *a.MissingCallsBound != 40 || a.MissingOrdersBound != nil || a.OrphanCancellations != 2 || a.NoResponse {
 		t.Fatalf("decoded %+v", a)
 	}
 	bad := row(true)
