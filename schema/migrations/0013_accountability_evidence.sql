@@ -386,7 +386,7 @@ FROM
 (
     SELECT *,
         toUInt8(did_not_run = 0 AND media_cost_cents > 0 AND expected_calls > 0
-            AND 2 * (sqrt(expected_calls * if(i_found = 1, call_coverage, toFloat64(1)) / (2 + 2 * expected_level)) - sqrt(shared_calls + 0.5)) >= 3.5) AS r_silent,
+            AND 2 * (sqrt(expected_calls * if(i_found = 1, call_coverage, toFloat64(1)) / (2 + expected_level)) - sqrt(shared_calls + 0.5)) >= 3.5) AS r_silent,
         toUInt8(c_gaps_only = 1) AS c_bounded,
         c_gap_bound AS c_bound,
         toUInt8(o_gaps_only = 1 AND (c_found = 0 OR c_gaps_only = 1) AND r_silent = 0) AS o_bounded,
