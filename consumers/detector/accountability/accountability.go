@@ -311,11 +311,15 @@ func asFloat(raw any) (*float64, error) {
 // units of its currency.
 func Write(w io.Writer, rows []Airing) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "AIRING\tAIRED (UTC)\tSTATUS\tCOVERAGE\tUNCOVERED\tCALLS\t+MISSING\tORDERS\t+MISSING\tCPO\tCPO ADJ.\tRATIO\tRATIO ADJ.\tREASON")
+	fmt.Fprintln(tw, "AIRING\tAIRED (UTC)\tSTATUS\tCOVERAGE\tUNCOVERED\tCALLS\tSHARED\tEXPECTED\t+MISSING\tORDERS\t+MISSING\tCPO\tCPO ADJ.\tRATIO\tRATIO ADJ.\tREASON")
 	for _, a := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%.1f min\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		shared := "-"
+		if a.SharedWith != "" {
+			shared = fmt.Sprintf("%.1f", a.SharedCalls)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%.1f min\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			a.AiringID, a.AiredAt.UTC().Format("2006-01-02 15:04"), a.Status, a.Coverage*100, a.UncoveredMinutes,
-			a.Calls, estimate(a.EstimatedMissingCalls), a.Orders, estimate(a.EstimatedMissingOrders),
+			a.Calls, shared, estimate(a.ExpectedCalls), estimate(a.EstimatedMissingCalls), a.Orders, estimate(a.EstimatedMissingOrders),
 			money(a.CostPerOrderCents), money(a.AdjustedCostPerOrderCents), ratio(a.MediaRatio), ratio(a.AdjustedMediaRatio), a.Reason)
 	}
 	return tw.Flush()
