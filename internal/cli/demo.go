@@ -259,7 +259,11 @@ func writeStory(w io.Writer, rows []accountability.Airing) error {
 			clean++
 		}
 	}
-	_, err := fmt.Fprintf(w, "\n  The other %d airings were recorded in full and on time (%d did not run).\n", clean, dnr)
+	others := fmt.Sprintf("The other %d airings were", clean)
+	if clean == 1 {
+		others = "The other airing was"
+	}
+	_, err := fmt.Fprintf(w, "\n  %s recorded in full and on time (%d did not run).\n", others, dnr)
 	return err
 }
 
