@@ -287,7 +287,8 @@ func TestClockSkew(t *testing.T) {
 
 // TestBacklogHole: events that arrive together long after they happened
 // (a backlog, a day played at once) still show a source's downtime, from
-// the hole in their occurred times; they are flagged as delayed.
+// the hole in their occurred times; they are not late (the source never
+// delivered them any quicker).
 func TestBacklogHole(t *testing.T) {
 	s := newSim(t, testConfig())
 	recv := t0.Add(24 * time.Hour)
@@ -304,6 +305,60 @@ func TestBacklogHole(t *testing.T) {
 	}
 	sameTime(t, "window start", ups[0].WindowStart, t0.Add(11*time.Minute), 0)
 	sameTime(t, "window end", ups[0].WindowEnd, t0.Add(20*time.Minute), 0)
+	if n := len(s.of(event.DataDelayed)); n != 0 {
+		t.Errorf("a day played at once was called late:\n%s", s.summary())
+	}
+}
+
+// TestLateAgainstTheSourcesOwnDelivery: late means late against how the
+// source normally delivers, not against the wall clock. A day imported in
+// bulk a day later (its lag shrinking as its events advance) is not late;
+// the same source then live and spooling for five minutes is, by the
+// spool's length; a source that spooled before it was ever heard has no
+// norm to be late against.
+func TestLateAgainstTheSourcesOwnDelivery(t *testing.T) {
+	s := newSim(t, testConfig())
+	replayed := t0.Add(24 * time.Hour)
+	// Yesterday's events of acd.a, all received within a second, a day on.
+	for m := 0; m < 60; m++ {
+		at := t0.Add(mins(float64(m)))
+		s.deliver(s.number(heartbeat("acd.a", at, time.Minute)), replayed.Add(time.Duration(m)*10*time.Millisecond))
+		s.deliver(s.number(callAt("acd.a", "8005550101", fmt.Sprint("old", m), at.Add(20*time.Second))), replayed.Add(time.Duration(m)*10*time.Millisecond+5*time.Millisecond))
+	}
+	if n := len(s.of(event.DataDelayed)); n != 0 {
+		t.Fatalf("a day replayed in bulk was called late:\n%s", s.summary())
+	}
+	// Then live, with a five-minute spool at minutes 20 to 25.
+	live := replayed.Add(time.Minute)
+	for m := 0; m <= 40; m++ {
+		now := live.Add(mins(float64(m)))
+		switch {
+		case m < 20 || m > 25:
+			s.deliver(s.number(heartbeat("acd.a", now, time.Minute)), now.Add(30*time.Millisecond))
+		case m == 25:
+			for k := 20; k <= 25; k++ {
+				at := live.Add(mins(float64(k)))
+				s.deliver(s.number(heartbeat("acd.a", at, time.Minute)), now.Add(time.Duration(k)*time.Millisecond+time.Second))
+			}
+		}
+	}
+	delays := s.of(event.DataDelayed)
+	if len(delays) != 1 {
+		t.Fatalf("want one data.delayed (the spool), got:\n%s", s.summary())
+	}
+	if d := time.Duration(delays[0].DelayMS) * time.Millisecond; d < 4*time.Minute+50*time.Second || d > 5*time.Minute+2*time.Second {
+		t.Errorf("spool delay %s, want about five minutes", d)
+	}
+	sameTime(t, "delay start", delays[0].WindowStart, live.Add(20*time.Minute), time.Second)
+
+	// A source first heard through its spool: nothing to be late against.
+	first := live.Add(time.Hour)
+	for k := 0; k < 5; k++ {
+		s.deliver(s.number(heartbeat("acd.new", first.Add(mins(float64(k))), time.Minute)), first.Add(5*time.Minute+time.Duration(k)*time.Millisecond))
+	}
+	if n := len(s.of(event.DataDelayed)); n != 1 {
+		t.Errorf("a source's first events were called late:\n%s", s.summary())
+	}
 }
 
 // TestSourcesWithoutHeartbeats: a batch source (the schedule importer)

@@ -29,6 +29,14 @@ const (
 	minRefRate    = 0.5 // calls per minute a reference curve needs to say how response decays
 )
 
+// deliveryMemory is how far back, in occurred time, a source's own
+// deliveries set its norm: an event is late against the quickest delivery
+// among the source's events that occurred in the day before it.
+const (
+	deliveryMemory = 24 * 60 * minute
+	maxDeliveries  = 128
+)
+
 // state is what the detector knows, derived from the events in stream
 // order and nothing else, so that a detector that rebuilds it (replay,
 // restart from a snapshot) derives the same detections. It is saved as
@@ -118,6 +126,10 @@ type source struct {
 	Outages []span           `json:"outages,omitempty"` // recent downtime and gaps, for line checks
 	CallIDs []string         `json:"call_ids,omitempty"`
 	Lines   map[string]*line `json:"lines,omitempty"` // by DNIS key
+
+	// Deliveries: the sliding-window minimum of received − occurred by
+	// occurred time (the source's normal delivery, for delay).
+	Deliveries []delivery `json:"deliveries,omitempty"`
 }
 
 func (s *source) key() string { return s.System + "." + s.Instance }
@@ -156,6 +168,11 @@ type delaySpan struct {
 type lagSample struct {
 	Recv int64 `json:"r"`
 	Lag  int64 `json:"l"`
+}
+
+type delivery struct {
+	Occ int64 `json:"o"`
+	Lag int64 `json:"l"`
 }
 
 type span struct {
@@ -368,7 +385,7 @@ func (c *core) apply(ev *event.Event, recv int64) {
 	s.pushLag(recv, lag, c.cfg.ClockWindow.Milliseconds())
 	off := s.offset(c.cfg.MaxClockSkew.Milliseconds())
 	o := occ + off
-	c.trackDelay(s, o, lag-off)
+	c.trackDelay(s, o, lag-s.normalLag(occ, lag))
 	jump := s.HasSeq && ev.Source.Seq > s.MaxSeq+1
 	c.trackLiveness(s, o, recv, jump)
 	c.trackSeq(s, ev.Source.Seq, o, recv)
@@ -409,6 +426,39 @@ func (s *source) pushLag(recv, lag, window int64) {
 	for len(s.Lags) > 1 && s.Lags[0].Recv < recv-window {
 		s.Lags = s.Lags[1:]
 	}
+}
+
+// normalLag records an event's lag (received − occurred, at occurred
+// time occ) and returns the source's normal lag: the quickest delivery
+// among its events that occurred in the deliveryMemory before occ (a
+// monotonic queue in occurred order). An event arriving after later ones
+// is compared with the quickest delivery of the window ending at the
+// latest one, and not kept. Delay is measured against it, so that a day
+// imported or replayed in bulk, whose lag shrinks as its events advance,
+// is not late, while events a live source spooled are: the source's
+// events just before them came quickly.
+func (s *source) normalLag(occ, lag int64) int64 {
+	q := s.Deliveries
+	if len(q) == 0 || occ >= q[len(q)-1].Occ {
+		for len(q) > 0 && q[len(q)-1].Lag >= lag {
+			q = q[:len(q)-1]
+		}
+		q = append(q, delivery{Occ: occ, Lag: lag})
+		for len(q) > 1 && q[0].Occ < occ-deliveryMemory {
+			q = q[1:]
+		}
+		if len(q) > maxDeliveries {
+			// A lag that keeps growing: thin the queue, keeping its ends
+			// (a later norm may then be a little slower than it was).
+			thin := q[:1]
+			for i := 2; i < len(q)-1; i += 2 {
+				thin = append(thin, q[i])
+			}
+			q = append(thin, q[len(q)-1])
+		}
+		s.Deliveries = q
+	}
+	return min(q[0].Lag, lag)
 }
 
 // offset is what to add to the source's occurred times to get the server's
@@ -591,7 +641,7 @@ func (c *core) closeGap(s *source, g gapSpan, split bool) {
 }
 
 // trackDelay follows late events: delay is how much later than its
-// source's quickest delivery an event arrived.
+// source's normal delivery (normalLag) an event arrived.
 func (c *core) trackDelay(s *source, o, delay int64) {
 	if delay > c.cfg.DelayTolerance.Milliseconds() {
 		if s.Delay == nil {

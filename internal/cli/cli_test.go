@@ -41,10 +41,57 @@ func TestLocalModeTwiceCountsNothingTwice(t *testing.T) {
 				t.Fatalf("run %d: output lacks %q:\n%s", run, want, out)
 			}
 		}
+		checkDemoStory(t, run, out)
 		totals = append(totals, strings.Join(strings.Fields(totalLine.FindString(out)), " "))
 	}
 	if totals[0] == "" || totals[0] != totals[1] {
 		t.Fatalf("totals differ between runs:\n%s\n%s", totals[0], totals[1])
+	}
+}
+
+// checkDemoStory: the printout names the demo day's faults on exactly the
+// airings they touched (the outage, the lost range and the silent number
+// make theirs partial, with calls and orders lost; the spool makes its
+// airings' data late, none lost), and every other airing is neither
+// flagged nor called late.
+func checkDemoStory(t *testing.T, run int, out string) {
+	t.Helper()
+	_, story, ok := strings.Cut(out, "What they did to the airings:")
+	if !ok {
+		t.Fatalf("run %d: no story in the printout:\n%s", run, out)
+	}
+	lines := map[string]string{}
+	for _, l := range strings.Split(story, "\n") {
+		if id, _, ok := strings.Cut(strings.TrimSpace(l), ": "); ok && !strings.Contains(id, " ") {
+			lines[id] = l
+		}
+	}
+	flagged := map[string][]string{
+		"FR-0915-HGTV": {"acd.tampa-01 down 10 min inside the window", "calls and", "orders lost", "measured,", "adjusted: "},
+		"BS-1400-CNBC": {"acd.phoenix-01 lost events", "min) inside the window", "calls and", "orders lost", "adjusted: "},
+		"FR-1930-CNBC": {"8005550102 silent", "inside the window", "calls and", "orders lost", "late, none lost", "adjusted: "},
+		"BS-2000-WFLA": {"recorded in full", "from acd.tampa-01 arrived up to 5 min late, none lost"},
+		"BS-2000-KTVK": {"recorded in full", "from acd.tampa-01 arrived up to 5 min late, none lost"},
+	}
+	for id, wants := range flagged {
+		for _, w := range wants {
+			if !strings.Contains(lines[id], w) {
+				t.Errorf("run %d: %s's line lacks %q: %q", run, id, w, lines[id])
+			}
+		}
+	}
+	if len(lines) != len(flagged) {
+		t.Errorf("run %d: %d airings flagged, want %d:\n%s", run, len(lines), len(flagged), story)
+	}
+	// In the accountability table, the untouched airings are accounted
+	// with full coverage and nothing late.
+	_, table, _ := strings.Cut(out, "Every airing accounted for")
+	table, _, _ = strings.Cut(table, "The day's faults")
+	for _, id := range []string{"BS-0705-WFLA", "BS-0730-WLSR", "SW-1100-KTVK", "BS-1420-HGTV", "SW-1700-WFLA", "SW-2300-HGTV", "FR-0200-CNBC"} {
+		row := regexp.MustCompile(`(?m)^` + id + `\s.*$`).FindString(table)
+		if !strings.Contains(row, "accounted") || !strings.HasSuffix(row, "full coverage") || strings.Contains(row, "late") {
+			t.Errorf("run %d: untouched airing %s: %q", run, id, row)
+		}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,20 +18,16 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/airtally/airtally/consumers/detector"
-	"github.com/airtally/airtally/consumers/detector/accountability"
 	"github.com/airtally/airtally/consumers/loader"
 	"github.com/airtally/airtally/internal/chlocal"
 	"github.com/airtally/airtally/internal/chsql"
 	"github.com/airtally/airtally/internal/connect"
 	"github.com/airtally/airtally/internal/demoday"
 	"github.com/airtally/airtally/internal/natsembed"
-	"github.com/airtally/airtally/internal/report"
 	"github.com/airtally/airtally/internal/streams"
-	"github.com/airtally/airtally/producers/event"
 	"github.com/airtally/airtally/producers/gateway"
 	"github.com/airtally/airtally/producers/publisher"
 	"github.com/airtally/airtally/schema"
@@ -195,17 +190,16 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return userErr(err, "could not open the detector's spool")
 	}
-	det, err := detector.New(js, detPub, detector.Config{Logger: env.Log})
-	if err != nil {
-		return userErr(err, "the detector configuration is not valid")
+	var demo *demoDay
+	detCfg := detector.Config{Logger: env.Log}
+	if lf.demo {
+		demo = newDemoDay(day, lf.seed)
+		detCfg = demo.detectorConfig(detCfg)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := det.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			env.Log.Error("detector stopped", "err", err)
-		}
-	}()
+	det := &localDetector{js: js, pub: detPub, env: env, wg: &wg}
+	if err := det.start(runCtx, detCfg); err != nil {
+		return err
+	}
 
 	// Gateway.
 	gwPub, err = publisher.New(ctx, nc, publisher.Config{SpoolDir: filepath.Join(lf.dataDir, "spool", "gateway"), ANIKey: aniKey, Logger: env.Log, Registerer: reg})
@@ -238,36 +232,17 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	step("HTTP gateway on %s (token in %s), loader running, metrics on http://%s/metrics", gwURL, filepath.Join(lf.dataDir, "gateway.token"), mf.addr)
 
 	if lf.demo {
-		d := demoday.Generate(demoday.Config{Date: day, Seed: lf.seed})
-		viaHTTP, viaGo, err := playDemo(ctx, env, d, nc, aniKey, filepath.Join(lf.dataDir, "spool", "demo"), gwURL, string(token))
+		err := runDemo(ctx, demoRun{env: env, step: step, nc: nc, js: js, conn: conn, db: lf.database, aniKey: aniKey,
+			spoolDir: filepath.Join(lf.dataDir, "spool", "demo"), gwURL: gwURL, token: string(token), wait: lf.waitTimeout,
+			loaderErr: loaderErr, det: det.det}, demo)
 		if err != nil {
 			return err
 		}
-		step("demo day %s played: %d events through the HTTP gateway, %d through the Go publisher", day.Format("2006-01-02"), viaHTTP, viaGo)
-		if err := waitLoaded(ctx, conn, lf.database, d, lf.waitTimeout, loaderErr); err != nil {
-			return err
-		}
-		if err := printArrived(ctx, out, conn, lf.database, js, d.From, d.To); err != nil {
-			return userErr(err, "could not read the results back from ClickHouse")
-		}
-		res, err := report.Run(ctx, report.Native(conn), report.Options{Database: lf.database, Filter: report.Filter{From: d.From, To: d.To}})
-		if err != nil {
-			return userErr(err, "could not compute the airing report")
-		}
-		fmt.Fprintf(out, "\nThe airing report for %s (airtally report --from %s):\n\n", d.From.Format("2006-01-02"), d.From.Format("2006-01-02"))
-		if err := report.Write(out, res, report.FormatText); err != nil {
-			return fmt.Errorf("write the airing report: %w", err)
-		}
-		if err := waitDetected(ctx, js, conn, lf.database, det, lf.waitTimeout); err != nil {
-			return err
-		}
-		acc, err := accountability.Query(ctx, report.Native(conn), lf.database, d.From, d.To)
-		if err != nil {
-			return userErr(err, "could not compute the airings' accountability")
-		}
-		fmt.Fprintf(out, "\nEvery airing accounted for (airtally accountability --from %s):\n\n", d.From.Format("2006-01-02"))
-		if err := accountability.Write(out, acc); err != nil {
-			return fmt.Errorf("write the accountability: %w", err)
+		if lf.serve {
+			// Live from here on: the detector carries on from its state.
+			if err := det.restart(runCtx, detector.Config{Logger: env.Log}); err != nil {
+				return err
+			}
 		}
 	}
 	if lf.serve {
@@ -316,80 +291,33 @@ func serverVersion(ctx context.Context, conn driver.Conn) string {
 	return fmt.Sprintf("%d.%d.%d", v.Version.Major, v.Version.Minor, v.Version.Patch)
 }
 
-// playDemo sends the web shop's events through the HTTP gateway (as a
-// system that cannot speak NATS would) and everything else through the Go
-// publisher (as an ACD or agent console would).
-func playDemo(ctx context.Context, env *Env, d demoday.Day, nc *nats.Conn, aniKey []byte, spoolDir, gwURL, token string) (viaHTTP, viaGo int, err error) {
-	var web, rest []*event.Event
-	for _, e := range d.Events {
-		if e.Source == (event.Source{System: demoday.WebShop.System, Instance: demoday.WebShop.Instance, Seq: e.Source.Seq}) {
-			web = append(web, e)
-		} else {
-			rest = append(rest, e)
-		}
-	}
-	pub, err := publisher.New(ctx, nc, publisher.Config{SpoolDir: spoolDir, ANIKey: aniKey, Logger: env.Log})
-	if err != nil {
-		return 0, 0, userErr(err, "could not open the demo producer's spool")
-	}
-	defer closePublisher(env, pub)
-	for start := 0; start < len(rest); start += 500 {
-		batch := rest[start:min(start+500, len(rest))]
-		for i, r := range pub.PublishBatch(ctx, batch) {
-			if r.Err != nil {
-				return 0, 0, userErr(r.Err, "the demo producer could not publish event %s", batch[i].EventID)
-			}
-		}
-	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	for start := 0; start < len(web); start += 100 {
-		var body bytes.Buffer
-		for _, e := range web[start:min(start+100, len(web))] {
-			b, err := json.Marshal(e)
-			if err != nil {
-				return 0, 0, fmt.Errorf("demo: encode: %w", err)
-			}
-			body.Write(b)
-			body.WriteByte('\n')
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, gwURL+"/v1/events", &body)
-		if err != nil {
-			return 0, 0, fmt.Errorf("demo: request: %w", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, 0, userErr(err, "the demo could not reach the HTTP gateway")
-		}
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			env.Log.Error("demo: gateway refused a batch", "status", resp.StatusCode, "body", string(msg))
-			return 0, 0, userErr(fmt.Errorf("status %d", resp.StatusCode), "the HTTP gateway refused part of the demo day")
-		}
-	}
-	return len(web), len(rest), nil
-}
-
 // waitLoaded polls ClickHouse until every event of the day is there.
 func waitLoaded(ctx context.Context, conn driver.Conn, db string, d demoday.Day, timeout time.Duration, loaderErr <-chan error) error {
 	dbq, err := chsql.Ident(db)
 	if err != nil {
 		return err
 	}
-	ids := make([]string, len(d.Events))
-	for i, e := range d.Events {
-		ids[i] = e.EventID.String()
+	// One query per 4000 ids: the server's max_query_size is 256 KiB.
+	var queries []string
+	for start := 0; start < len(d.Events); start += 4000 {
+		evs := d.Events[start:min(start+4000, len(d.Events))]
+		ids := make([]string, len(evs))
+		for i, e := range evs {
+			ids[i] = e.EventID.String()
+		}
+		first, last := evs[0].OccurredAt, evs[len(evs)-1].OccurredAt
+		queries = append(queries, "SELECT count() FROM "+dbq+".events FINAL WHERE occurred_at BETWEEN "+chsql.Time(first.Truncate(time.Second))+
+			" AND "+chsql.Time(last)+" AND toString(event_id) IN (SELECT arrayJoin("+chsql.Strings(ids)+"))")
 	}
-	first, last := d.Events[0].OccurredAt, d.Events[len(d.Events)-1].OccurredAt
-	q := "SELECT count() FROM " + dbq + ".events FINAL WHERE occurred_at BETWEEN " + chsql.Time(first.Truncate(time.Second)) +
-		" AND " + chsql.Time(last) + " AND toString(event_id) IN (SELECT arrayJoin(" + chsql.Strings(ids) + "))"
 	deadline := time.Now().Add(timeout)
 	for {
 		var n uint64
-		if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
-			return userErr(err, "could not count the loaded events")
+		for _, q := range queries {
+			var part uint64
+			if err := conn.QueryRow(ctx, q).Scan(&part); err != nil {
+				return userErr(err, "could not count the loaded events")
+			}
+			n += part
 		}
 		if n >= uint64(len(d.Events)) {
 			// The airings' projection is written right after their events.

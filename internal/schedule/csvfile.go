@@ -254,7 +254,7 @@ var scheduleAliases = []alias{
 	{colSpend, []string{"spend", "netcost", "net", "netrate", "mediacost", "cost", "rate", "spotcost", "spotrate", "amount", "price", "grosscost", "gross", "grossrate"}},
 	{colCurrency, []string{"currency", "ccy", "cur", "currencycode"}},
 	{colDNIS, []string{"dnis", "tollfree", "tollfreenumber", "tfn", "800number", "800", "phone", "phonenumber", "number", "telephone", "tel", "responsenumber"}},
-	{colVanity, []string{"vanityurl", "vanity", "url", "website", "web", "landingpage", "weburl"}},
+	{colVanity, []string{"vanityurl", "vanity", "url", "website", "web", "landingpage", "weburl", "promourl"}},
 	{colPromo, []string{"promocode", "promo", "code", "offercode", "coupon", "couponcode", "discountcode"}},
 	{colDNR, []string{"didnotrun", "dnr", "notaired", "notrun", "missed", "preempted"}},
 	{colStatus, []string{"status", "airstatus", "spotstatus", "result"}},

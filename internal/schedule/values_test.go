@@ -196,3 +196,29 @@ func FuzzParseScheduleFile(f *testing.F) {
 		}
 	})
 }
+
+// TestPromoURLHeader: "Promo URL", a common spelling, is the vanity URL
+// (it used to be ignored), and "Promo Code" next to it is still the promo
+// code.
+func TestPromoURLHeader(t *testing.T) {
+	file := "Station,Air Date,Air Time,800 #,Promo URL,Promo Code\n" +
+		"CNBC,2026-11-24,20:00,8005550101,brightsmile.example/tv,SMILE\n"
+	tab, err := readTable(stringsReader(file), scheduleAliases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.ignored) != 0 {
+		t.Errorf("columns ignored: %v", tab.ignored)
+	}
+	if got := tab.name(colVanity); got != "Promo URL" {
+		t.Errorf("vanity_url comes from %q, want \"Promo URL\"", got)
+	}
+	ny, _ := time.LoadLocation("America/New_York")
+	r := parseScheduleRow(tab, tab.rows[0], ny)
+	if len(r.problems) != 0 {
+		t.Fatalf("problems: %+v", r.problems)
+	}
+	if r.a.VanityURL != "brightsmile.example/tv" || r.a.PromoCode != "SMILE" {
+		t.Errorf("vanity URL %q, promo code %q", r.a.VanityURL, r.a.PromoCode)
+	}
+}
