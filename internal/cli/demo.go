@@ -267,10 +267,6 @@ func writeStory(w io.Writer, rows []accountability.Airing) error {
 	return err
 }
 
-// statusNoResponse is the status of a paid airing that ran with far fewer
-// calls than comparable airings predict (a suspected silent line).
-const statusNoResponse = "no_response"
-
 // storyLine is an airing's line of the story; flagged is false for an
 // airing recorded in full and on time, or one that did not run.
 func storyLine(a accountability.Airing) (line string, flagged bool) {
@@ -278,7 +274,9 @@ func storyLine(a accountability.Airing) (line string, flagged bool) {
 	for _, part := range strings.Split(a.Reason, "; ") {
 		switch {
 		case part == "" || part == "full coverage":
-		case strings.HasSuffix(part, " late, none lost"):
+		case strings.HasPrefix(part, "shares "), strings.HasPrefix(part, "no response: "):
+			// told from SharedWith and ExpectedCalls below
+		case strings.HasSuffix(part, " late, none lost"), strings.HasSuffix(part, " name orders never received"):
 			late = append(late, part)
 		default:
 			causes = append(causes, part)
@@ -294,7 +292,7 @@ func storyLine(a accountability.Airing) (line string, flagged bool) {
 			causes[i] = lostRange.ReplaceAllString(c, "$1 ($2)") + " inside the window"
 		}
 		parts = append(parts, strings.Join(causes, ", "))
-	case statusNoResponse:
+	case accountability.StatusNoResponse:
 		p := fmt.Sprintf("no response: %d calls", a.Calls)
 		if a.ExpectedCalls > 0 {
 			p += fmt.Sprintf(" where comparable airings predict about %.0f", a.ExpectedCalls)

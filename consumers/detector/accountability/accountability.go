@@ -133,15 +133,6 @@ type Airing struct {
 	TargetRatio               *float64 `json:"target_ratio"`
 	RatioToTarget             *float64 `json:"ratio_to_target"`
 	AdjustedRatioToTarget     *float64 `json:"adjusted_ratio_to_target"`
-
-	// ExpectedCalls: the calls comparable airings predict (status
-	// no_response); SharedCalls and SharedWith: the calls it shares with
-	// the airings named, on a shared number. Tagged col:"optional" until
-	// the view has them (the no_response change adds them): Query does not
-	// select them and leaves them zero.
-	ExpectedCalls float64 `json:"expected_calls" col:"optional"`
-	SharedCalls   float64 `json:"shared_calls" col:"optional"`
-	SharedWith    string  `json:"shared_with" col:"optional"`
 }
 
 // ErrRange is returned for a range whose start is not before its end.
@@ -184,17 +175,12 @@ func Query(ctx context.Context, q report.Querier, db string, from, to time.Time)
 	return out, nil
 }
 
-// columns are the view's columns Airing holds, by their json names
-// (those tagged col:"optional" left out).
+// columns are the view's columns Airing holds, by their json names.
 func columns() []string {
 	t := reflect.TypeFor[Airing]()
-	var cols []string
-	for i := range t.NumField() {
-		if t.Field(i).Tag.Get("col") == "optional" {
-			continue
-		}
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		cols = append(cols, name)
+	cols := make([]string, t.NumField())
+	for i := range cols {
+		cols[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
 	}
 	return cols
 }
@@ -207,9 +193,6 @@ func Decode(r report.Row) (Airing, error) {
 	for i := 0; i < t.NumField(); i++ {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		raw, ok := r[name]
-		if !ok && t.Field(i).Tag.Get("col") == "optional" {
-			continue
-		}
 		if !ok {
 			return Airing{}, fmt.Errorf("accountability: column %s missing", name)
 		}
