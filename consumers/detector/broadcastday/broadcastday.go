@@ -60,7 +60,8 @@ type Spot struct {
 	airings.Airing
 	// Window is its response window's length; Calls the response calls
 	// generated for it (0 for an airing that did not run), Tau the mean
-	// delay of its response curve (exponential, cut at the window's end).
+	// delay of its response curve (exponential; about 2% of the calls come
+	// after the window's end).
 	Window time.Duration
 	Calls  int
 	Tau    time.Duration
@@ -75,21 +76,21 @@ func (s Spot) Span() faultday.Span { return faultday.Span{From: s.Start(), To: s
 
 // rate is its expected response, calls per minute, t after air time.
 func (s Spot) rate(t time.Duration) float64 {
-	tau, w := s.Tau.Minutes(), s.Window.Minutes()
-	if t < 0 || t >= s.Window {
+	tau := s.Tau.Minutes()
+	if t < 0 {
 		return 0
 	}
-	return float64(s.Calls) * math.Exp(-t.Minutes()/tau) / (tau * (1 - math.Exp(-w/tau)))
+	return float64(s.Calls) * math.Exp(-t.Minutes()/tau) / tau
 }
 
 // expected is its expected response calls between a and b after air time.
 func (s Spot) expected(a, b time.Duration) float64 {
-	tau, w := s.Tau.Minutes(), s.Window.Minutes()
-	a, b = max(a, 0), min(b, s.Window)
+	tau := s.Tau.Minutes()
+	a = max(a, 0)
 	if b <= a {
 		return 0
 	}
-	return float64(s.Calls) * (math.Exp(-a.Minutes()/tau) - math.Exp(-b.Minutes()/tau)) / (1 - math.Exp(-w/tau))
+	return float64(s.Calls) * (math.Exp(-a.Minutes()/tau) - math.Exp(-b.Minutes()/tau))
 }
 
 type offerSpec struct {
@@ -423,13 +424,11 @@ var easternTZ = func() *time.Location {
 func (g *gen) respond(s Spot) {
 	rng := g.rng
 	n := g.numbers[s.DNIS]
+	// The response goes on after the window closes (the window is the
+	// attribution's horizon, not the viewers'): a call after it is the
+	// number's, unattributed or a later airing's.
 	draw := func(mean time.Duration) time.Duration {
-		for {
-			d := time.Duration(rng.ExpFloat64() * float64(mean))
-			if d < s.Window {
-				return d
-			}
-		}
+		return time.Duration(rng.ExpFloat64() * float64(mean))
 	}
 	for range s.Calls {
 		g.call(s.AiredAt.Add(draw(s.Tau)), n)

@@ -23,8 +23,9 @@
 //     own did not run (the post-log, after the day, cancels them).
 //   - Each airing that ran brings 40 to 150 calls, affine in its spend,
 //     times a log-normal factor (sigma 0.25), on an exponentially decaying
-//     curve (mean a quarter of its window, cut at its end); a sixth as
-//     many web orders. Calls are answered or abandoned, sometimes re-sent
+//     curve (mean a quarter of its window; about 2% of the calls come after
+//     the window's end, the number's but no longer the airing's); a sixth as
+//     many web orders (mean a third of the window). Calls are answered or abandoned, sometimes re-sent
 //     by the ACD; four in ten answered calls order on the console; one
 //     order in eight is cancelled hours to days later. 120 to 180 organic
 //     calls ring on every number anywhere in the day. Every source (call
