@@ -50,9 +50,10 @@ type Number struct {
 	// the share of its calls each takes.
 	Sites   []string
 	Weights []float64
-	// Shared: a pool number several airings use; otherwise dedicated to
-	// one airing.
-	Shared bool
+	// Shared: a pool number several airings use; House: an offer's number
+	// no airing uses (organic calls only); otherwise dedicated to one
+	// airing.
+	Shared, House bool
 }
 
 // Spot is an airing of the day as scheduled and posted.
@@ -506,10 +507,18 @@ func full(cfg Config, rng *rand.Rand) (demoday.Day, []Spot, map[string]*Number, 
 		}
 		g.respond(s)
 	}
-	// Organic calls on every number, anywhere in the day.
+	// Organic calls, anywhere in the day, on the numbers that ring outside
+	// airings: the shared pool numbers and each offer's house number (on
+	// its packaging and web site, never on air). A dedicated number rings
+	// only in and after its airing's window.
+	for _, name := range offerNames {
+		g.newNumber(name, false, rng.IntN(2) == 0).House = true
+	}
 	var dnis []string
-	for d := range g.numbers {
-		dnis = append(dnis, d)
+	for d, n := range g.numbers {
+		if n.Shared || n.House {
+			dnis = append(dnis, d)
+		}
 	}
 	sort.Strings(dnis)
 	for range 120 + rng.IntN(60) {

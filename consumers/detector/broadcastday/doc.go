@@ -28,7 +28,9 @@
 //     many web orders (mean a third of the window). Calls are answered or abandoned, sometimes re-sent
 //     by the ACD; four in ten answered calls order on the console; one
 //     order in eight is cancelled hours to days later. 120 to 180 organic
-//     calls ring on every number anywhere in the day. Every source (call
+//     calls ring anywhere in the day on the numbers that ring outside
+//     airings: the pool numbers and each offer's house number (never on
+//     air); a dedicated number rings only in and after its airing's window. Every source (call
 //     centres, consoles, the web shop) heartbeats every minute.
 //
 // # The faults
