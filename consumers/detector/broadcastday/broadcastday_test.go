@@ -121,3 +121,86 @@ func checkDay(t *testing.T, seed uint64, d Day) {
 	}
 	t.Logf("seed %2d: %2d airings (%d did not run, %d shared), %2d faulted, %d events; %s", seed, len(d.Spots), dnr, shared, faulted, len(d.Delivered), strings.Join(fs, "; "))
 }
+
+// TestTruthByHand checks the truth without demoday.ComputeTruth: an airing
+// on a number of its own lost the calls its window held in the day as it
+// happened and not in the delivered one; a gap's lost numbers held at most
+// its bound's non-heartbeat events, and at least one fewer (heartbeats
+// every minute: the bound is tight to one).
+func TestTruthByHand(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		d := Generate(Config{Date: testDate.AddDate(0, 0, int(seed)), Seed: seed})
+		var delivered []*event.Event
+		for _, dl := range d.Delivered {
+			delivered = append(delivered, dl.Event)
+		}
+		// The first call.received of every call, by number.
+		firsts := func(evs []*event.Event) map[string]map[string]time.Time {
+			out := map[string]map[string]time.Time{}
+			for _, e := range evs {
+				if e.Kind != event.CallReceived {
+					continue
+				}
+				k := report.DNISKey(e.DNIS)
+				if out[k] == nil {
+					out[k] = map[string]time.Time{}
+				}
+				if f, ok := out[k][e.CallID]; !ok || e.OccurredAt.Before(f) {
+					out[k][e.CallID] = e.OccurredAt
+				}
+			}
+			return out
+		}
+		fullFirst, gotFirst := firsts(d.Full.Events), firsts(delivered)
+		windowCalls := func(first map[string]map[string]time.Time, s Spot) int {
+			n := 0
+			for _, at := range first[s.DNIS] {
+				if !at.Before(s.Start()) && at.Before(s.End()) {
+					n++
+				}
+			}
+			return n
+		}
+		for _, s := range d.Spots {
+			a := d.Airings[s.ID]
+			if s.DidNotRun || d.Numbers[s.DNIS].Shared {
+				continue
+			}
+			full, got := windowCalls(fullFirst, s), windowCalls(gotFirst, s)
+			if int64(full-got) != a.DroppedCalls || int64(full) != d.Full.Truth.Airings[s.ID].Calls {
+				t.Errorf("seed %d: %s: %d calls in its window, %d delivered; the truth says %d, %d dropped", seed, s.ID, full, got, d.Full.Truth.Airings[s.ID].Calls, a.DroppedCalls)
+			}
+		}
+		for _, f := range d.Faults {
+			if f.Kind != CallGap && f.Kind != OrderGap {
+				continue
+			}
+			seen := map[uint64]bool{}
+			for _, e := range delivered {
+				if e.Source.Key() == f.Source {
+					seen[e.Source.Seq] = true
+				}
+			}
+			for q := f.SeqFrom; q <= f.SeqTo; q++ {
+				if seen[q] {
+					t.Errorf("seed %d: %s %s: number %d of the lost range was delivered", seed, f.Kind, f.Source, q)
+				}
+			}
+			if !seen[f.SeqFrom-1] || !seen[f.SeqTo+1] {
+				t.Errorf("seed %d: %s %s: the numbers around the lost range are missing", seed, f.Kind, f.Source)
+			}
+			// The lost numbers less the heartbeats due strictly inside the
+			// span (other faults never touch a gap's source near it).
+			hb := 0
+			for _, e := range d.Full.Events {
+				if e.Source.Key() == f.Source && f.Span.From.Before(e.OccurredAt) && e.OccurredAt.Before(f.Span.To) && e.Kind == event.Heartbeat {
+					hb++
+				}
+			}
+			other := float64(f.SeqTo-f.SeqFrom+1) - float64(hb)
+			if other < 0 || other > f.Bound || other < f.Bound-1 {
+				t.Errorf("seed %d: %s %s lost %.0f events that were not heartbeats, bound %.0f", seed, f.Kind, f.Source, other, f.Bound)
+			}
+		}
+	}
+}
