@@ -296,6 +296,17 @@ func checkManyDay(t *testing.T, engine string, d broadcastday.Day, rows []accoun
 					t.Errorf("%s: %s uncovered %.2f min, truth %.2f (%v)", engine, id, a.UncoveredMinutes, truth.UncoveredMinutes, truth.Causes)
 				}
 			}
+			// Where the views give an evidence bound (migration 0013), it is
+			// the gap's: the same count, to one heartbeat (the detector's
+			// span is in corrected times).
+			for _, b := range []struct {
+				name  string
+				truth *float64
+			}{{"MissingCallsBound", truth.CallsBound}, {"MissingOrdersBound", truth.OrdersBound}} {
+				if got := newFloat(a, b.name); got != nil && b.truth != nil && truth.GapOnly() && math.Abs(*got-*b.truth) > 1 {
+					t.Errorf("%s: %s %s %.1f, the gap's evidence bound is %.0f", engine, id, b.name, *got, *b.truth)
+				}
+			}
 			if truth.GapOnly() {
 				if truth.CallsBound != nil && a.EstimatedMissingCalls > *truth.CallsBound+1e-9 {
 					r.overBound++
