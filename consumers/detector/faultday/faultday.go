@@ -186,26 +186,7 @@ func Generate(cfg Config) Day {
 	f.GapSpan = Span{before.OccurredAt, after.OccurredAt}
 
 	// Received times: transit, the spool, the skewed clock.
-	var out []Delivery
-	lastRecv := map[string]time.Time{}
-	for _, e := range evs {
-		recv := e.OccurredAt.Add(cfg.Transit + jitter(e))
-		if e.Source.Key() == f.SpoolSource && in(e.OccurredAt, f.Spool) {
-			// Forwarded in order within milliseconds, before anything newer.
-			recv = f.Spool.To.Add(e.OccurredAt.Sub(f.Spool.From) / 100_000)
-		}
-		if e.Source.Key() == f.SkewSource {
-			e.OccurredAt = e.OccurredAt.Add(f.Skew)
-		}
-		// A source's events reach the store in its order (the publisher
-		// sends one at a time).
-		if last, ok := lastRecv[e.Source.Key()]; ok && !recv.After(last) {
-			recv = last.Add(time.Microsecond)
-		}
-		lastRecv[e.Source.Key()] = recv
-		out = append(out, Delivery{Event: e, Received: recv})
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Received.Before(out[j].Received) })
+	out := Receive(evs, cfg.Transit, []Spool{{Source: f.SpoolSource, Span: f.Spool}}, map[string]time.Duration{f.SkewSource: f.Skew})
 
 	d := Day{Full: full, Delivered: out, Faults: f, Airings: map[string]AiringTruth{}}
 	received := make([]*event.Event, len(out))
@@ -216,6 +197,65 @@ func Generate(cfg Config) Day {
 	d.truth()
 	return d
 }
+
+// Spool is a producer cut off from the event store during Span: its
+// events of that span were delivered at its end.
+type Spool struct {
+	Source string
+	Span   Span
+}
+
+// Receive gives every event (in occurred order, numbered) the time the
+// event store received it: its occurred time plus transit (at least
+// transit, up to 30ms more); a spooled source's events of its spool
+// delivered at the spool's end, in order within milliseconds; a skewed
+// source's occurred times moved by its skew (received times stay true); a
+// source's events received in its order. The deliveries are in received
+// order.
+func Receive(evs []*event.Event, transit time.Duration, spools []Spool, skews map[string]time.Duration) []Delivery {
+	var out []Delivery
+	lastRecv := map[string]time.Time{}
+	for _, e := range evs {
+		recv := e.OccurredAt.Add(transit + jitter(e))
+		for _, sp := range spools {
+			if e.Source.Key() == sp.Source && in(e.OccurredAt, sp.Span) {
+				// Forwarded in order within milliseconds, before anything newer.
+				recv = sp.Span.To.Add(e.OccurredAt.Sub(sp.Span.From) / 100_000)
+			}
+		}
+		if skew, ok := skews[e.Source.Key()]; ok {
+			e.OccurredAt = e.OccurredAt.Add(skew)
+		}
+		// A source's events reach the store in its order (the publisher
+		// sends one at a time).
+		if last, ok := lastRecv[e.Source.Key()]; ok && !recv.After(last) {
+			recv = last.Add(time.Microsecond)
+		}
+		lastRecv[e.Source.Key()] = recv
+		out = append(out, Delivery{Event: e, Received: recv})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Received.Before(out[j].Received) })
+	return out
+}
+
+// Contains reports whether t is in the span.
+func (s Span) Contains(t time.Time) bool { return in(t, s) }
+
+// Overlap is the part of s within b; ok is false when they do not overlap.
+func (s Span) Overlap(b Span) (o Span, ok bool) { return overlap(s, b) }
+
+// UnionMinutes is the length of the union of spans, in minutes (0 for
+// none).
+func UnionMinutes(spans []Span) float64 {
+	if len(spans) == 0 {
+		return 0
+	}
+	return unionMinutes(append([]Span(nil), spans...))
+}
+
+// Renumber gives each source's events the numbers 1, 2, ... again, in the
+// order given (occurred order).
+func Renumber(evs []*event.Event) { renumber(evs) }
 
 // truth works out which airings the faults touched and how.
 func (d *Day) truth() {
