@@ -238,6 +238,12 @@ type offerSetting struct {
 type refCurve struct {
 	N     float64   `json:"n"`
 	Calls []float64 `json:"calls"`
+	// Exposure is, per minute, the (decayed) number of airings whose calls
+	// that minute were theirs: a minute after a later airing on the same
+	// number took the calls over adds nothing, so it cannot pull the
+	// curve down. Empty in a state saved before it was kept: N for every
+	// minute.
+	Exposure []float64 `json:"exposure,omitempty"`
 }
 
 type loaderEpisode struct {
@@ -866,16 +872,43 @@ func (c *core) addRef(k string, a *airing, win int) {
 		r = &refCurve{}
 		c.st.Refs[k] = r
 	}
+	if len(r.Exposure) < len(r.Calls) {
+		for len(r.Exposure) < len(r.Calls) {
+			r.Exposure = append(r.Exposure, r.N)
+		}
+	}
 	r.N = r.N*refDecay + 1
 	for len(r.Calls) < win {
 		r.Calls = append(r.Calls, 0)
+		r.Exposure = append(r.Exposure, 0)
 	}
+	won := c.wonMinutes(a)
 	for i := range r.Calls {
 		r.Calls[i] *= refDecay
-		if i < len(a.Calls) {
-			r.Calls[i] += float64(a.Calls[i])
+		r.Exposure[i] *= refDecay
+		if i < won {
+			r.Exposure[i]++
+			if i < len(a.Calls) {
+				r.Calls[i] += float64(a.Calls[i])
+			}
 		}
 	}
+}
+
+// wonMinutes is how many whole minutes from its start airing a took its
+// number's calls: until a later airing on the number (or one at the same
+// moment that wins the tie) began, at most its window.
+func (c *core) wonMinutes(a *airing) int {
+	until := c.end(a)
+	for _, b := range c.on(a.DNIS) {
+		if b == a || b.DNR || b.Start < a.Start || b.Start >= until {
+			continue
+		}
+		if b.Start > a.Start || b.Spend > a.Spend || (b.Spend == a.Spend && b.ID < a.ID) {
+			until = b.Start
+		}
+	}
+	return int((until - a.Start) / minute)
 }
 
 // refRate is the calls per minute similar airings (same offer and media
@@ -899,13 +932,19 @@ func (c *core) refRate(a *airing, m int) (rate float64, ok bool) {
 	// Smooth the curve over neighbouring minutes, more widely as the
 	// response thins out: a few past airings make a noisy curve.
 	h := 1 + m/10
-	var sum float64
-	n := 0
+	var sum, exposure float64
 	for i := max(0, m-h); i <= min(len(r.Calls)-1, m+h); i++ {
 		sum += r.Calls[i]
-		n++
+		if i < len(r.Exposure) {
+			exposure += r.Exposure[i]
+		} else {
+			exposure += r.N
+		}
 	}
-	return sum / float64(n) / r.N, true
+	if exposure <= 0 {
+		return 0, true
+	}
+	return sum / exposure, true
 }
 
 // baseline is number d's calls per minute in the hour before t, over the
@@ -1107,11 +1146,13 @@ func (c *core) checkSilence(s *source, d string, l *line, now int64, share float
 				one = t + int64((1-acc)/gain*float64(next-t))
 			}
 			if acc+gain >= threshold {
+				// The threshold is crossed once; the flag goes at the first
+				// moment from then on inside a live window, or not at all.
 				cross := t + int64((threshold-acc)/gain*float64(next-t))
 				if flagAt, a := c.firstLive(d, cross, now); a != nil {
 					c.silence(s, d, l, max(one, from), flagAt, a)
-					return
 				}
+				return
 			}
 			acc += gain
 		}
@@ -1190,10 +1231,14 @@ func (c *core) restoreLine(s *source, d string, l *line, o int64, share float64)
 	end := o
 	var expected float64
 	if e, ok := c.expect(d, s, l, share, sl.Start); ok {
-		// Walk back from o to where one call was expected.
+		// Walk back from o to where one call was expected, at most a
+		// minute: deep into a silence the expected rate rests on a
+		// decaying extrapolation, and a rate too low would move the end
+		// far too early.
 		var back float64
-		for t := o; t > sl.Start; {
-			prev := max(t-minute, sl.Start)
+		floor := max(sl.Start, o-minute)
+		for t := o; t > floor; {
+			prev := max(t-minute, floor)
 			gain := e.calls(prev, t)
 			if back+gain >= 1 {
 				end = t - int64((1-back)/gain*float64(t-prev))

@@ -280,30 +280,34 @@ DROP TABLE IF EXISTS {{db}}.airing_expected_calls;
 CREATE VIEW IF NOT EXISTS {{db}}.airing_expected_calls AS
 SELECT airing_id, any(a_spend) * argMin(g_rate, g_level) AS expected_calls, argMin(g_name, g_level) AS expected_basis,
     argMin(g_n, g_level) AS comparable_airings, argMin(g_level, g_level) AS expected_level,
+    argMin(arrayReduce('min', arrayMap(x -> tupleElement(x, 2), arrayFilter((x, a) -> tupleElement(x, 1) != a, g_list, replicate(airing_id, g_list)))), g_level)
+        AS comparable_min_calls,
     argMin(g_orders_per_call, g_level) AS expected_orders_per_call, argMin(g_revenue_per_order, g_level) AS expected_revenue_per_order
 FROM
 (
-    SELECT airing_id, a_spend, g_key, g_level, g_name, g_rate, g_n, g_orders_per_call, g_revenue_per_order
+    SELECT airing_id, a_spend, g_key, g_level, g_name, g_rate, g_n, g_list, g_orders_per_call, g_revenue_per_order
     FROM
     (
         SELECT airing_id, spend_cents AS a_spend,
             arrayJoin([
                 (concat('1|', offer, '|', media_type, '|', toString(toMonday(aired_at))), 1, 'same offer and media'),
-                (concat('2|', media_type, '|', toString(toMonday(aired_at))), 2, 'same media'),
-                (concat('3|', toString(toMonday(aired_at))), 3, 'all airings')]) AS g,
+                (concat('2|', offer, '|', toString(toMonday(aired_at))), 2, 'same offer'),
+                (concat('3|', media_type, '|', toString(toMonday(aired_at))), 3, 'same media'),
+                (concat('4|', toString(toMonday(aired_at))), 4, 'all airings')]) AS g,
             tupleElement(g, 1) AS g_key, tupleElement(g, 2) AS g_level, tupleElement(g, 3) AS g_name
         FROM {{db}}.airings_current
         WHERE did_not_run = 0 AND dnis_key != '' AND spend_cents > 0
     ) AS a
     ALL INNER JOIN
     (
-        SELECT g_key, quantileExact(0.5)(r_rate) AS g_rate, count() AS g_n,
+        SELECT g_key, quantileExact(0.5)(r_rate) AS g_rate, count() AS g_n, groupArray((r_id, r_shared)) AS g_list,
             if(sum(r_calls) = 0, toFloat64(0), sum(r_phone_orders) / sum(r_calls)) AS g_orders_per_call,
             if(sum(r_orders) = 0, toFloat64(0), sum(r_revenue) / sum(r_orders)) AS g_revenue_per_order
         FROM
         (
-            SELECT arrayJoin([concat('1|', offer, '|', media_type, '|', r_week), concat('2|', media_type, '|', r_week), concat('3|', r_week)]) AS g_key,
-                r_shared / r_spend AS r_rate, r_calls, r_phone_orders, r_orders, r_revenue
+            SELECT arrayJoin([concat('1|', offer, '|', media_type, '|', r_week), concat('2|', offer, '|', r_week), concat('3|', media_type, '|', r_week),
+                concat('4|', r_week)]) AS g_key,
+                airing_id AS r_id, r_shared, r_shared / r_spend AS r_rate, r_calls, r_phone_orders, r_orders, r_revenue
             FROM
             (
                 SELECT airing_id, offer, media_type, toString(toMonday(aired_at)) AS r_week, media_cost_cents AS r_spend,
@@ -339,7 +343,8 @@ SELECT
         response_end_ms > k_loaded_ms, concat('data loaded only up to ', formatDateTime(toDateTime(intDiv(k_loaded_ms, 1000), 'UTC'), '%Y-%m-%d %H:%M UTC'),
             if(incidents = '', '', concat('; so far: ', incidents))),
         r_silent = 1, concat('no response: ', toString(round(shared_calls)), ' calls where ', toString(round(expected_calls)),
-            ' were expected (', expected_basis, ', by spend) while its sources were up: suspected silent line (carrier routing, a trunk, the wrong number on air)',
+            ' were expected (', expected_basis, ', by spend; the fewest any of them drew: ', toString(round(comparable_min_calls)),
+            ') while its sources were up: suspected silent line (carrier routing, a trunk, the wrong number on air)',
             if(incidents = '', '', concat('; ', incidents))),
         uncovered_minutes > 0, incidents,
         'full coverage')
@@ -359,6 +364,7 @@ SELECT
     shared_with,
     expected_calls,
     expected_basis,
+    comparable_min_calls,
     toUInt8(r_silent) AS no_response,
     if(c_bounded = 1, c_bound, NULL) AS missing_calls_bound,
     if(o_bounded = 1, o_bound, NULL) AS missing_orders_bound,
@@ -386,7 +392,8 @@ FROM
 (
     SELECT *,
         toUInt8(did_not_run = 0 AND media_cost_cents > 0 AND expected_calls > 0
-            AND 2 * (sqrt(expected_calls * if(i_found = 1, call_coverage, toFloat64(1)) / (2 + expected_level)) - sqrt(shared_calls + 0.5)) >= 3.5) AS r_silent,
+            AND 2 * (sqrt(expected_calls * if(i_found = 1, call_coverage, toFloat64(1)) / 3) - sqrt(shared_calls + 0.5)) >= 3.5
+            AND 2 * (sqrt(comparable_min_calls * if(i_found = 1, call_coverage, toFloat64(1)) / 2) - sqrt(shared_calls + 0.5)) >= 3.5) AS r_silent,
         toUInt8(c_gaps_only = 1) AS c_bounded,
         c_gap_bound AS c_bound,
         toUInt8(o_gaps_only = 1 AND (c_found = 0 OR c_gaps_only = 1) AND r_silent = 0) AS o_bounded,
@@ -447,11 +454,12 @@ FROM
             ) AS fd
             ALL LEFT JOIN
             (
-                SELECT airing_id, shared_calls, shared_with, expected_calls, expected_basis, expected_level, e_orders_per_call, e_revenue_per_order,
-                    orphan_cancellations, orphan_orders
+                SELECT airing_id, shared_calls, shared_with, expected_calls, expected_basis, expected_level, comparable_min_calls, e_orders_per_call,
+                    e_revenue_per_order, orphan_cancellations, orphan_orders
                 FROM
                 (
-                    SELECT airing_id, shared_calls, shared_with, expected_calls, expected_basis, expected_level, e_orders_per_call, e_revenue_per_order
+                    SELECT airing_id, shared_calls, shared_with, expected_calls, expected_basis, expected_level, comparable_min_calls, e_orders_per_call,
+                        e_revenue_per_order
                     FROM
                     (
                         SELECT airing_id, shared_calls, shared_with
@@ -459,7 +467,7 @@ FROM
                     ) AS s
                     FULL JOIN
                     (
-                        SELECT airing_id, expected_calls, expected_basis, expected_level,
+                        SELECT airing_id, expected_calls, expected_basis, expected_level, comparable_min_calls,
                             expected_orders_per_call AS e_orders_per_call, expected_revenue_per_order AS e_revenue_per_order
                         FROM {{db}}.airing_expected_calls
                     ) AS x USING (airing_id)

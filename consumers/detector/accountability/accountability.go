@@ -105,6 +105,9 @@ type Airing struct {
 	// spend; 0 where there are too few to tell.
 	ExpectedCalls float64 `json:"expected_calls"`
 	ExpectedBasis string  `json:"expected_basis"`
+	// ComparableMinCalls: the fewest calls any of those comparable
+	// airings drew (the second test of StatusNoResponse).
+	ComparableMinCalls float64 `json:"comparable_min_calls"`
 	// NoResponse: its calls are far below ExpectedCalls (see
 	// StatusNoResponse for the test).
 	NoResponse bool `json:"no_response"`

@@ -69,7 +69,7 @@ func row(native bool) report.Row {
 	r["missing_calls_bound"] = f(40)
 	r["missing_orders_bound"] = nil
 	for _, c := range []string{"uncovered_minutes", "coverage", "max_delay_minutes", "estimated_missing_calls", "estimated_missing_orders",
-		"adjusted_calls", "adjusted_orders", "adjusted_net_revenue_cents", "shared_calls", "expected_calls"} {
+		"adjusted_calls", "adjusted_orders", "adjusted_net_revenue_cents", "shared_calls", "expected_calls", "comparable_min_calls"} {
 		if native {
 			r[c] = 10.5
 		} else {
