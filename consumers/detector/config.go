@@ -21,7 +21,7 @@ const (
 	DefaultConsumer         = "detector"
 	DefaultInstance         = "main"
 	DefaultStateBucket      = "AIRTALLY_DETECTOR"
-	DefaultToleranceFactor  = 2.0
+	DefaultToleranceFactor  = 1.0
 	DefaultToleranceGrace   = 30 * time.Second
 	DefaultDelayTolerance   = 30 * time.Second
 	DefaultMaxClockSkew     = 15 * time.Minute
@@ -65,8 +65,8 @@ type Config struct {
 	StateBucket string
 
 	// Tolerances. A source that announced a heartbeat interval may stay
-	// silent ToleranceFactor × interval + ToleranceGrace (defaults 2 and
-	// 30s). SourceTolerance overrides that for a source
+	// silent ToleranceFactor × interval + ToleranceGrace (defaults 1 and
+	// 30s: one missed heartbeat is an outage). SourceTolerance overrides that for a source
 	// ("system.instance"); a source that never sent a heartbeat (a batch
 	// job such as the schedule importer) is watched for downtime only if
 	// SourceTolerance names it.

@@ -132,11 +132,11 @@ func TestDowntimeWindow(t *testing.T) {
 		if m <= 10 || m >= 20 {
 			s.deliver(s.number(heartbeat("acd.a", now, time.Minute)), now.Add(30*time.Millisecond))
 		}
-		if m == 12 && len(s.of(event.SourceDown)) != 0 {
+		if m == 11 && len(s.of(event.SourceDown)) != 0 {
 			t.Fatalf("down before the tolerance passed: %s", s.summary())
 		}
-		if m == 13 && len(s.of(event.SourceDown)) != 1 {
-			t.Fatalf("not down once the tolerance (2m30s) passed: %s", s.summary())
+		if m == 12 && len(s.of(event.SourceDown)) != 1 {
+			t.Fatalf("not down once the tolerance (1m30s) passed: %s", s.summary())
 		}
 	}
 	downs, ups := s.of(event.SourceDown), s.of(event.SourceUp)
@@ -144,7 +144,7 @@ func TestDowntimeWindow(t *testing.T) {
 		t.Fatalf("want one down and one up, got:\n%s", s.summary())
 	}
 	d, u := downs[0], ups[0]
-	if d.MonitoredKey() != "acd.a" || d.ToleranceSeconds != 150 || u.Outcome != event.OutcomeDown {
+	if d.MonitoredKey() != "acd.a" || d.ToleranceSeconds != 90 || u.Outcome != event.OutcomeDown {
 		t.Fatalf("down %+v up %+v", d, u)
 	}
 	sameTime(t, "window start", u.WindowStart, t0.Add(11*time.Minute), 100*time.Millisecond)

@@ -370,7 +370,8 @@ SELECT
     if(o_bounded = 1, o_bound, NULL) AS missing_orders_bound,
     orphan_cancellations,
     if(did_not_run = 1, toFloat64(0), least(
-        greatest(if(isNull(e_calls_ratio), toFloat64(0), calls * assumeNotNull(e_calls_ratio)),
+        greatest(if(isNull(e_calls_ratio), toFloat64(0), if(calls >= 20 OR expected_calls = 0, calls * assumeNotNull(e_calls_ratio),
+                expected_calls * assumeNotNull(e_calls_ratio) / (1 + assumeNotNull(e_calls_ratio)))),
             if(r_silent = 1, greatest(toFloat64(0), expected_calls * coverage - shared_calls), toFloat64(0))),
         if(c_bounded = 1, c_bound, toFloat64(1e15)))) AS estimated_missing_calls,
     if(did_not_run = 1, toFloat64(0), least(greatest(
