@@ -118,7 +118,7 @@ type Config struct {
 	// default 4.
 	Sources int
 	// ReplayBatch is the replay phase's batch size (messages per insert);
-	// default loader.DefaultReplayBatchSize (50000).
+	// default loader.DefaultReplayBatchSize (20000).
 	ReplayBatch int
 	// PhaseTimeout bounds each phase; default 5m.
 	PhaseTimeout time.Duration
