@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"flag"
 	"testing"
 	"time"
 
@@ -56,4 +57,60 @@ func (e *env) publishAsync(n int) {
 			e.t.Fatal("publishing timed out")
 		}
 	}
+}
+
+var replayBatchFlag = flag.Int("replay-batch", 0, "BenchmarkReplay's batch size (0: the default)")
+
+// BenchmarkReplay measures events per second of Replay from a stream
+// already holding b.N events into a fresh database.
+func BenchmarkReplay(b *testing.B) {
+	e := newEnv(b)
+	e.publishAsync(b.N)
+	_, fresh := testenv.NewDatabase(b, false)
+
+	b.ResetTimer()
+	start := time.Now()
+	stats, err := Replay(ctx(b), e.js, e.conn, ReplayConfig{Database: fresh, BatchSize: *replayBatchFlag, Logger: e.config().Logger})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(stats.Batches), "batches")
+	b.ReportMetric(stats.InsertSeconds, "insert-s")
+	b.ReportMetric(elapsed.Seconds(), "total-s")
+	if n := e.count(fresh); n != uint64(b.N) {
+		b.Fatalf("%d events in the table, want %d", n, b.N)
+	}
+}
+
+// BenchmarkOrderedFetch measures messages per second read by an ordered
+// consumer from a stream holding b.N events, with no insert: replay's
+// upper bound.
+func BenchmarkOrderedFetch(b *testing.B) {
+	e := newEnv(b)
+	e.publishAsync(b.N)
+	stream, err := e.js.Stream(ctx(b), e.streams.EventsStream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	cons, err := stream.OrderedConsumer(ctx(b), jetstream.OrderedConsumerConfig{FilterSubjects: []string{e.streams.EventSubjects()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(DefaultReplayPullMessages))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer it.Stop()
+	c := ctx(b)
+	for range b.N {
+		if _, err := it.Next(jetstream.NextContext(c)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }

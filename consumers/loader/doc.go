@@ -36,7 +36,11 @@
 //
 // Replay rebuilds the tables in a fresh database from the events stream with
 // the same decoding, rows and inserts, without touching the live database or
-// the durable consumer.
+// the durable consumer. It reads, decodes and inserts in a pipeline, in
+// larger batches than the loader, inserting strictly in stream order (a
+// batch's projection rows before its events rows), so that a replay stopped
+// anywhere resumes after the highest stream sequence in the events table
+// and loads every event once.
 //
 // Nothing in this package logs an event payload or a field value.
 package loader

@@ -89,10 +89,11 @@ var ErrSchema = errors.New("loader: the events table does not match the loader")
 
 // eventsTable is the events table of one database as the loader fills it.
 type eventsTable struct {
-	cols    []column
-	loaded  int      // index of loaded_at in cols
-	query   string   // INSERT INTO db.events (cols…)
-	missing []string // known columns the table does not have
+	cols     []column
+	loaded   int      // index of loaded_at in cols
+	occurred int      // index of occurred_at in cols
+	query    string   // INSERT INTO db.events (cols…)
+	missing  []string // known columns the table does not have
 }
 
 // readEventsTable reads the columns of db.events and keeps the known ones
@@ -132,8 +133,11 @@ func readEventsTable(ctx context.Context, conn driver.Conn, db string) (*eventsT
 		if typ != c.typ {
 			return nil, fmt.Errorf("%w: %s.events column %s is %s, the loader writes %s", ErrSchema, db, c.name, typ, c.typ)
 		}
-		if c.name == "loaded_at" {
+		switch c.name {
+		case "loaded_at":
 			t.loaded = len(t.cols)
+		case "occurred_at":
+			t.occurred = len(t.cols)
 		}
 		t.cols = append(t.cols, c)
 		names = append(names, c.name)

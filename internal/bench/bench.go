@@ -41,8 +41,9 @@ type runner struct {
 
 // Run starts one local ClickHouse server, then for each sync setting an
 // embedded NATS server on a fresh store, and measures, in this order: the
-// raw JetStream publish rate, the raw ClickHouse insert rate, the
-// end-to-end throughput and the latency at the paced rate (see the package
+// raw JetStream publish rate, the raw JetStream fetch rate, the raw
+// ClickHouse insert rate, the end-to-end throughput, the replay rate and
+// the latency at the paced rate (see the package
 // documentation). Every server it started is stopped, and a temporary
 // folder removed, before it returns.
 func Run(ctx context.Context, cfg Config) (rep Report, err error) {
@@ -121,7 +122,7 @@ func params(cfg Config) Params {
 		Events: cfg.Events, Rate: cfg.Rate, DurationSeconds: cfg.Duration.Seconds(),
 		FlushMillis: millis(cfg.FlushInterval), PollMillis: millis(cfg.PollInterval),
 		Window: cfg.Window, InsertBatch: cfg.InsertBatch, PublishBatch: cfg.PublishBatch, Sources: cfg.Sources,
-		LoaderBatch: loader.DefaultBatchSize,
+		LoaderBatch: loader.DefaultBatchSize, ReplayBatch: cfg.ReplayBatch,
 	}
 }
 
@@ -189,6 +190,10 @@ func (r *runner) setting(ctx context.Context, s Sync) (Result, error) {
 	if res.RawPublish, err = measure(ctx, st, "raw-publish", st.rawPublish); err != nil {
 		return res, fmt.Errorf("raw publish: %w", err)
 	}
+	r.cfg.Progress(fmt.Sprintf("%s: raw JetStream fetch, %d messages", s.Describe(), r.cfg.Events))
+	if res.RawFetch, err = measure(ctx, st, "raw-fetch", st.rawFetch); err != nil {
+		return res, fmt.Errorf("raw fetch: %w", err)
+	}
 	r.cfg.Progress(fmt.Sprintf("%s: raw ClickHouse insert, %d rows", s.Describe(), r.cfg.Events))
 	if res.RawInsert, err = measure(ctx, st, "raw-insert", st.rawInsert); err != nil {
 		return res, fmt.Errorf("raw insert: %w", err)
@@ -202,6 +207,12 @@ func (r *runner) setting(ctx context.Context, s Sync) (Result, error) {
 		res.EndToEnd.Ratio, res.EndToEnd.Limit = res.EndToEnd.PerSecond/res.RawInsert.PerSecond, "insert"
 	}
 	res.EndToEnd.TargetMet = res.EndToEnd.Ratio >= TargetRatio
+	r.cfg.Progress(fmt.Sprintf("%s: replay, %d events in the stream", s.Describe(), r.cfg.Events))
+	if res.Replay, err = measure(ctx, st, "replay", st.replay); err != nil {
+		return res, fmt.Errorf("replay: %w", err)
+	}
+	res.Replay.Ratio = res.Replay.PerSecond / res.RawFetch.PerSecond
+	res.Replay.TargetMet = res.Replay.Ratio >= ReplayTargetRatio
 	r.cfg.Progress(fmt.Sprintf("%s: latency at %d events/s for %s", s.Describe(), r.cfg.Rate, r.cfg.Duration))
 	if res.Latency, err = measure(ctx, st, "latency", st.latency); err != nil {
 		return res, fmt.Errorf("latency: %w", err)

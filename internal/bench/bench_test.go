@@ -38,12 +38,13 @@ func TestRunTiny(t *testing.T) {
 	if len(rep.Results) != 2 || rep.Results[0].Sync != SyncInterval || rep.Results[1].Sync != SyncAlways {
 		t.Fatalf("results for %v, want interval then always", syncsOf(rep.Results))
 	}
-	if len(progress) != 1+2*4 {
+	if len(progress) != 1+2*6 {
 		t.Errorf("progress lines %q, want one for ClickHouse and one per phase", progress)
 	}
 	for _, res := range rep.Results {
 		t.Run(string(res.Sync), func(t *testing.T) {
-			for name, tp := range map[string]Throughput{"raw publish": res.RawPublish, "raw insert": res.RawInsert, "end to end": res.EndToEnd.Throughput} {
+			for name, tp := range map[string]Throughput{"raw publish": res.RawPublish, "raw fetch": res.RawFetch, "raw insert": res.RawInsert,
+				"end to end": res.EndToEnd.Throughput, "replay": res.Replay.Throughput} {
 				if tp.Events != events || tp.Seconds <= 0 || tp.PerSecond <= 0 {
 					t.Errorf("%s: %+v, want %d events over a positive time", name, tp, events)
 				}
@@ -65,6 +66,13 @@ func TestRunTiny(t *testing.T) {
 			}
 			if e.TargetMet != (e.Ratio >= TargetRatio) {
 				t.Errorf("end to end target met = %v at ratio %g", e.TargetMet, e.Ratio)
+			}
+			r := res.Replay
+			if r.Loaded != events || r.Batches != 1 || r.PartsCreated < 1 || r.ActiveParts < 1 || r.InsertSeconds <= 0 {
+				t.Errorf("replay %+v, want %d events loaded in one batch, parts created and active", r, events)
+			}
+			if !near(r.Ratio, r.PerSecond/res.RawFetch.PerSecond) || r.TargetMet != (r.Ratio >= ReplayTargetRatio) {
+				t.Errorf("replay ratio %g (target met %v), want %g", r.Ratio, r.TargetMet, r.PerSecond/res.RawFetch.PerSecond)
 			}
 			l := res.Latency
 			if l.Rate != rate || l.Events != rate || l.PublishSeconds <= 0 || l.AchievedRate <= 0 || l.Polls < 1 {
@@ -90,7 +98,7 @@ func TestRunTiny(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"sync_interval 2m (default)", "sync_interval always", "JetStream publish alone", "ClickHouse insert alone",
+	for _, want := range []string{"sync_interval 2m (default)", "sync_interval always", "JetStream publish alone", "JetStream fetch alone", "ClickHouse insert alone", "replay rate",
 		"sustained throughput", "p99", "ClickHouse " + m.ClickHouseVersion, "flush interval", "poll interval"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
@@ -153,6 +161,7 @@ func TestConfigValidate(t *testing.T) {
 		{"short poll", Config{PollInterval: time.Microsecond}, "poll interval"},
 		{"negative window", Config{Window: -1}, "window"},
 		{"huge insert batch", Config{InsertBatch: 2_000_000}, "insert batch"},
+		{"huge replay batch", Config{ReplayBatch: 2_000_000}, "replay batch"},
 		{"huge publish batch", Config{PublishBatch: 200_000}, "publish batch"},
 		{"too many sources", Config{Sources: 100}, "sources"},
 		{"short phase timeout", Config{PhaseTimeout: time.Millisecond}, "phase timeout"},

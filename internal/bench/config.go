@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/airtally/airtally/consumers/loader"
 )
 
 // Sync is a JetStream file-store sync setting.
@@ -71,6 +73,7 @@ const (
 	DefaultPublishBatch  = 1000
 	DefaultSources       = 4
 	DefaultPhaseTimeout  = 5 * time.Minute
+	DefaultReplayBatch   = loader.DefaultReplayBatchSize
 )
 
 // Config configures a benchmark run. The zero value of every field means
@@ -114,6 +117,9 @@ type Config struct {
 	// end-to-end phase (one goroutine each, as several ACDs would);
 	// default 4.
 	Sources int
+	// ReplayBatch is the replay phase's batch size (messages per insert);
+	// default loader.DefaultReplayBatchSize (20000).
+	ReplayBatch int
 	// PhaseTimeout bounds each phase; default 5m.
 	PhaseTimeout time.Duration
 	// ClickHouseBinary is the ClickHouse server executable; default
@@ -136,6 +142,7 @@ func (c *Config) setDefaults() {
 	c.PublishBatch = cmp.Or(c.PublishBatch, DefaultPublishBatch)
 	c.Sources = cmp.Or(c.Sources, DefaultSources)
 	c.PhaseTimeout = cmp.Or(c.PhaseTimeout, DefaultPhaseTimeout)
+	c.ReplayBatch = cmp.Or(c.ReplayBatch, DefaultReplayBatch)
 	if len(c.Syncs) == 0 {
 		c.Syncs = []Sync{SyncInterval, SyncAlways}
 	}
@@ -177,6 +184,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bench: publish batch must be 1 to 100000, got %d", c.PublishBatch)
 	case c.Sources < 1 || c.Sources > 64:
 		return fmt.Errorf("bench: sources must be 1 to 64, got %d", c.Sources)
+	case c.ReplayBatch < 1 || c.ReplayBatch > 1_000_000:
+		return fmt.Errorf("bench: replay batch must be 1 to 1000000, got %d", c.ReplayBatch)
 	case c.PhaseTimeout < time.Second:
 		return fmt.Errorf("bench: phase timeout must be at least 1s, got %s", c.PhaseTimeout)
 	}

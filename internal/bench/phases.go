@@ -36,51 +36,11 @@ const (
 // awaiting their ack, and waits for every ack: JetStream's publish rate
 // alone. Encoding happens before the clock starts.
 func (st *stage) rawPublish(ctx context.Context, p *phase) (Throughput, error) {
-	cfg := streams.Config{}.WithDefaults()
-	evs := newEventMix("raw", time.Now()).completed(st.cfg.Events, st.aniKey)
-	msgs := make([]*nats.Msg, len(evs))
-	for i, e := range evs {
-		data, err := e.Encode()
-		if err != nil {
-			return Throughput{}, fmt.Errorf("bench: encode event %d: %w", i, err)
-		}
-		msgs[i] = &nats.Msg{Subject: e.Subject(cfg.SubjectPrefix), Data: data, Header: nats.Header{}}
-		msgs[i].Header.Set(jetstream.MsgIDHeader, e.EventID.String())
-	}
-	evs = nil
-
-	var acked, failed atomic.Int64
-	var firstErr atomic.Value
-	js, err := jetstream.New(p.nc,
-		jetstream.WithPublishAsyncMaxPending(st.cfg.Window),
-		jetstream.WithPublishAsyncTimeout(ackTimeout),
-		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { acked.Add(1) }),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err)
-		}))
+	elapsed, err := st.fill(ctx, p, "raw")
 	if err != nil {
-		return Throughput{}, fmt.Errorf("bench: jetstream: %w", err)
+		return Throughput{}, err
 	}
-	start := time.Now()
-	for i, m := range msgs {
-		if _, err := js.PublishMsgAsync(m, jetstream.WithExpectStream(cfg.EventsStream), jetstream.WithStallWait(ackTimeout)); err != nil {
-			return Throughput{}, fmt.Errorf("bench: publish event %d: %w", i, err)
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return Throughput{}, fmt.Errorf("bench: waiting for acks (%d of %d): %w", acked.Load(), len(msgs), ctx.Err())
-	}
-	elapsed := time.Since(start)
-	if n := failed.Load(); n > 0 {
-		return Throughput{}, fmt.Errorf("bench: %d of %d publishes failed, first: %v", n, len(msgs), firstErr.Load())
-	}
-	if n := acked.Load(); n != int64(len(msgs)) {
-		return Throughput{}, fmt.Errorf("bench: %d acks for %d publishes", n, len(msgs))
-	}
-	return throughput(len(msgs), elapsed), nil
+	return throughput(st.cfg.Events, elapsed), nil
 }
 
 // rawInsert inserts Events rows into the events table in batches of

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -249,11 +248,13 @@ func runReplay(ctx context.Context, env *Env, args []string) error {
 	var sf streamFlags
 	var cf chFlags
 	var into string
+	var rf replayFlags
 	logs.register(fs, "-")
 	nf.register(fs)
 	sf.register(fs)
 	cf.register(fs)
-	fs.StringVar(&into, "into", "", "fresh database to rebuild the tables in (required; never the live one)")
+	rf.register(fs)
+	fs.StringVar(&into, "into", "", "fresh database to rebuild the tables in, or one a stopped replay left, to resume (required; never the live one)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -277,11 +278,18 @@ func runReplay(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	stats, err := loader.Replay(ctx, js, conn, loader.ReplayConfig{Database: into, Cluster: cf.cluster, Streams: sf.cfg, Logger: env.Log})
-	if err != nil {
+	rcfg, progress := rf.config(loader.ReplayConfig{Database: into, Cluster: cf.cluster, Streams: sf.cfg, Logger: env.Log}, env.Stderr)
+	stats, err := loader.Replay(ctx, js, conn, rcfg)
+	progress.done()
+	if err != nil && stats.Batches == 0 && ctx.Err() == nil {
 		return userErr(err, "the replay did not complete")
 	}
-	fmt.Fprintf(env.Stdout, "replayed stream %s up to sequence %d into %s: %d messages, %d loaded, %d invalid (in the dead-letter stream), %d batches\n",
-		sf.cfg.WithDefaults().EventsStream, stats.LastSeq, into, stats.Messages, stats.Loaded, stats.Invalid, stats.Batches)
+	writeReplaySummary(ctx, env.Stdout, conn, sf.cfg.WithDefaults().EventsStream, into, stats, err)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return userErr(err, "the replay did not complete")
+	}
 	return nil
 }

@@ -269,19 +269,26 @@ func parseFast(data []byte) (*Event, bool) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, false
 	}
-	ev := w.Event
-	for k, text := range map[string]*string{"occurred_at": w.OccurredAt, "aired_at": w.AiredAt, "aired_until": w.AiredUntil,
-		"window_start": w.WindowStart, "window_end": w.WindowEnd} {
-		if text == nil {
+	ev := &w.Event
+	// A fixed list, not a map: this runs for every event a loader or a
+	// replay reads.
+	for _, f := range [...]struct {
+		text *string
+		to   *time.Time
+	}{
+		{w.OccurredAt, &ev.OccurredAt}, {w.AiredAt, &ev.AiredAt}, {w.AiredUntil, &ev.AiredUntil},
+		{w.WindowStart, &ev.WindowStart}, {w.WindowEnd, &ev.WindowEnd},
+	} {
+		if f.text == nil {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, *text)
+		t, err := time.Parse(time.RFC3339Nano, *f.text)
 		if err != nil {
 			return nil, false
 		}
-		*timeFields[k](&ev) = t.UTC().Truncate(time.Millisecond)
+		*f.to = t.UTC().Truncate(time.Millisecond)
 	}
-	return &ev, true
+	return ev, true
 }
 
 // keysExact reports whether every object key in data is, letter for
