@@ -58,6 +58,9 @@ type Config struct {
 	Progress func(line string)
 	// SettleTimeout and FlowTimeout: see their defaults.
 	SettleTimeout, FlowTimeout time.Duration
+
+	// onExit is given to every process started (set by Run).
+	onExit func(p *proc, err error)
 }
 
 func (c *Config) setDefaults() {

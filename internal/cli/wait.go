@@ -150,7 +150,7 @@ func (s *starter) ensureStreams(ctx context.Context, nc *nats.Conn, js jetstream
 	if len(nc.Opts.Servers) > 0 {
 		addr = connect.RedactURL(strings.Join(nc.Opts.Servers, ","))
 	}
-	err := waitfor.Do(ctx, s.opts(waitfor.NATS, "NATS", addr), func(ctx context.Context) error {
+	err := waitfor.Do(ctx, s.opts(waitfor.NATS, "NATS JetStream", addr), func(ctx context.Context) error {
 		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		err := streams.Ensure(ectx, js, sf.cfg)
@@ -165,7 +165,7 @@ func (s *starter) ensureStreams(ctx context.Context, nc *nats.Conn, js jetstream
 	case err == nil:
 		return nil
 	case errors.Is(err, waitfor.ErrGaveUp), errors.Is(err, context.Canceled):
-		return s.failed(err, "NATS", addr, natsHint)
+		return s.failed(err, "NATS JetStream", addr, natsHint)
 	default:
 		return userErr(err, "could not create or update the JetStream streams (is JetStream enabled, and may this user manage streams?)")
 	}
