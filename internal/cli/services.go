@@ -164,6 +164,11 @@ func gatewayStartNATS(ctx context.Context, st *starter, nf natsFlags, nc *nats.C
 		return err
 	}
 	probe.Close()
+	// The gateway's own connection reconnects every 250 ms or so: let it
+	// catch up before the streams are ensured through it.
+	for i := 0; i < 200 && nc.Status() != nats.CONNECTED && ctx.Err() == nil; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if ensure {
 		return st.ensureStreams(ctx, nc, js, sf)
 	}
