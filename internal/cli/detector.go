@@ -102,12 +102,12 @@ func runDetector(ctx context.Context, env *Env, args []string) error {
 	nf, sf := sv.nats, sv.streams
 	nc, js, err := st.nats(ctx, nf, "airtally-detector")
 	if err != nil {
-		return err
+		return orStopped(ctx, err)
 	}
 	defer nc.Close()
 	if df.ensureStreams {
 		if err := st.ensureStreams(ctx, nc, js, sf); err != nil {
-			return err
+			return orStopped(ctx, err)
 		}
 	}
 	// From here on the detector rides out outages by itself; /readyz follows.

@@ -261,21 +261,21 @@ func runLoader(ctx context.Context, env *Env, args []string) error {
 	// Start in any order: wait for ClickHouse, migrate, wait for NATS.
 	conn, err := st.clickHouse(ctx, chCfg)
 	if err != nil {
-		return err
+		return orStopped(ctx, err)
 	}
 	defer conn.Close()
 	if lf.migrate {
 		if _, err := st.migrate(ctx, conn, chCfg.Addrs, chCfg.Database, cf.cluster); err != nil {
-			return err
+			return orStopped(ctx, err)
 		}
 	}
 	nc, js, err := st.nats(ctx, nf, "airtally-loader")
 	if err != nil {
-		return err
+		return orStopped(ctx, err)
 	}
 	defer nc.Close()
 	if err := st.ensureStreams(ctx, nc, js, sf); err != nil {
-		return err
+		return orStopped(ctx, err)
 	}
 	// From here on the loader rides out outages by itself; /readyz follows.
 	st.watch(ctx, nc, conn)

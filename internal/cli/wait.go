@@ -187,3 +187,13 @@ func (s *starter) watch(ctx context.Context, nc *nats.Conn, conn driver.Conn) {
 		go s.status.Watch(ctx, waitfor.ClickHouse, watchInterval, conn.Ping)
 	}
 }
+
+// orStopped is err, or nil when ctx has ended: a service stopped (SIGTERM,
+// Ctrl-C) while it waited for a dependency stops as cleanly as one
+// stopped while it worked.
+func orStopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

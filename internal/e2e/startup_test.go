@@ -557,3 +557,23 @@ func TestConfigurationErrorsEndAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// A service stopped while it waits (SIGTERM, Ctrl-C) stops cleanly,
+// exit code 0, as one stopped while it works.
+func TestStoppedWhileWaitingExitsCleanly(t *testing.T) {
+	_, db := testenv.NewDatabase(t, false)
+	ns := newLaterNATS(t) // never started
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		loaderArgs(ns.url, db),
+		{"detector", "--nats-url", ns.url, "--spool-dir", filepath.Join(dir, "det")},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			c := startComponent(t, true, args...)
+			c.waitsFor("NATS", "nats")
+			if code := c.stop(); code != 0 {
+				t.Fatalf("exit code %d, want 0:\n%s", code, c.stderr.String())
+			}
+		})
+	}
+}
