@@ -526,6 +526,17 @@ func TestConfigurationErrorsEndAtOnce(t *testing.T) {
 		}
 	}
 	natsAuth := []string{"--nats-url", ns.url, "--nats-user", "airtally", "--nats-password-file", wrong}
+	// A user that may connect but not manage streams.
+	limited := newLaterNATS(t)
+	limited.start(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "loader", Password: "right-password", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Deny: []string{"$JS.API.STREAM.>"}},
+		}}}
+	})
+	right := filepath.Join(dir, "right-password")
+	if err := os.WriteFile(right, []byte("right-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -536,6 +547,8 @@ func TestConfigurationErrorsEndAtOnce(t *testing.T) {
 		{"detector: NATS refuses the password", append([]string{"detector", "--spool-dir", filepath.Join(dir, "det")}, natsAuth...), "NATS at nats://127.0.0.1:" + strconv.Itoa(ns.port) + " refused airtally"},
 		{"gateway: NATS refuses the password", append([]string{"gateway", "--listen", freeAddr(t), "--tokens-file", tokens, "--ani-key-file", key, "--spool-dir", filepath.Join(dir, "gw")}, natsAuth...),
 			"NATS at nats://127.0.0.1:" + strconv.Itoa(ns.port) + " refused airtally"},
+		{"loader: NATS refuses the user the JetStream API", []string{"loader", "--clickhouse-addr", testenv.ClickHouse().Addr(), "--clickhouse-database", db,
+			"--nats-url", limited.url, "--nats-user", "loader", "--nats-password-file", right}, "could not create or update the JetStream streams"},
 		{"loader: no such ClickHouse user", []string{"loader", "--nats-url", ns.url, "--clickhouse-addr", testenv.ClickHouse().Addr(), "--clickhouse-database", db, "--clickhouse-user", "nobody"},
 			"ClickHouse at [" + testenv.ClickHouse().Addr() + "] refused airtally"},
 		{"migrate: a database of the other mode", []string{"migrate", "--clickhouse-addr", testenv.ClickHouse().Addr(), "--clickhouse-database", db, "--clickhouse-cluster", "airtally"},
