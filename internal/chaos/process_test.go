@@ -68,6 +68,8 @@ func TestVerdictNamesWhatFailed(t *testing.T) {
 		{"exit", Result{Exits: []Exit{{Process: "loader", At: 87 * time.Second, How: "exit status 1"}}},
 			"verdict: FAILED: a process exited by itself: loader, at 87 s (exit status 1)"},
 		{"lost and twice", Result{Lost: 2, CountedTwice: 1}, "verdict: FAILED: 2 acknowledged events lost; 1 events counted twice"},
+		{"not settled", Result{Lost: 7, Unsettled: true, Problems: []string{"did not settle: publisher 0 still spools 7 events"}},
+			"verdict: FAILED: 7 acknowledged events not in ClickHouse when the run stopped settling (lost, or still on their way); did not settle: publisher 0 still spools 7 events"},
 		{"problem", Result{Problems: []string{"the flow did not resume: after step 3\n--- loader log"}}, "verdict: FAILED: the flow did not resume: after step 3\n"},
 	}
 	for _, tc := range tests {

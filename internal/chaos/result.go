@@ -64,6 +64,10 @@ type Result struct {
 	// Exits lists the processes of the chain that exited by themselves
 	// (not killed by a fault), each failing the run.
 	Exits []Exit
+	// Unsettled is set when the spools and the consumer did not drain
+	// before the run gave up waiting (a Problem says what was left): its
+	// Lost events may still have been on their way.
+	Unsettled bool
 	// DetectorRows counts the detector's own events loaded (FINAL): not
 	// part of the account, shown as a sign of its life.
 	DetectorRows uint64
@@ -94,7 +98,10 @@ func (r *Result) Failures() []string {
 	for _, e := range r.Exits {
 		out = append(out, "a process exited by itself: "+e.String())
 	}
-	if r.Lost > 0 {
+	switch {
+	case r.Lost > 0 && r.Unsettled:
+		out = append(out, fmt.Sprintf("%d acknowledged events not in ClickHouse when the run stopped settling (lost, or still on their way)", r.Lost))
+	case r.Lost > 0:
 		out = append(out, fmt.Sprintf("%d acknowledged events lost", r.Lost))
 	}
 	if r.CountedTwice > 0 {
@@ -198,6 +205,7 @@ func (r *runner) account(ctx context.Context, res *Result) error {
 	res.Acknowledged = len(acked)
 
 	if s := r.settle(ctx, acked); s != "" {
+		res.Unsettled = true
 		res.Problems = append(res.Problems, "did not settle: "+s)
 	}
 	if ctx.Err() != nil {

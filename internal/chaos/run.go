@@ -455,14 +455,24 @@ func (r *runner) tails() string {
 
 // settle waits until every spool of this process is drained, every
 // acknowledged event is in events (FINAL) and the loaders' consumer has
-// nothing left to deliver or to be acknowledged. It returns "" when
-// settled, else what was still wrong at the deadline.
+// nothing left to deliver or to be acknowledged. It keeps waiting as long
+// as that moves (a long run leaves a backlog, drained at the chain's
+// pace): it gives up after SettleTimeout without progress, or after
+// SettleTimeout plus twice Duration in all. It returns "" when settled,
+// else what was still wrong when it gave up.
 func (r *runner) settle(ctx context.Context, acked []uuid.UUID) string {
+	hardDeadline := time.Now().Add(r.cfg.SettleTimeout + 2*r.cfg.Duration)
 	deadline := time.Now().Add(r.cfg.SettleTimeout)
 	var last string
-	for time.Now().Before(deadline) {
-		if last = r.unsettled(ctx, acked); last == "" {
+	for time.Now().Before(deadline) && time.Now().Before(hardDeadline) {
+		now := r.unsettled(ctx, acked)
+		if now == "" {
 			return ""
+		}
+		if now != last {
+			// Progress (or a first look): the clock starts again.
+			deadline = time.Now().Add(r.cfg.SettleTimeout)
+			last = now
 		}
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
 			return err.Error()
