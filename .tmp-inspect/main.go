@@ -41,7 +41,7 @@ func main() {
 		}
 	}
 	found := 0
-	t0, _ := time.Parse(time.RFC3339, "2026-12-03T06:48:05Z")
+	t0, _ := time.Parse(time.RFC3339, os.Getenv("T0"))
 	lo, hi := info.State.FirstSeq, info.State.LastSeq
 	for lo < hi {
 		mid := (lo + hi) / 2
