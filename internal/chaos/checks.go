@@ -12,6 +12,7 @@ import (
 	"github.com/airtally/airtally/consumers/loader"
 	"github.com/airtally/airtally/internal/chsql"
 	"github.com/airtally/airtally/internal/streams"
+	"github.com/airtally/airtally/producers/event"
 )
 
 // inspector reads what the chain stored: rows in ClickHouse, the stream
@@ -30,14 +31,23 @@ func newInspector(ch driver.Conn, js jetstream.JetStream, db string) (*inspector
 	return &inspector{ch: ch, js: js, events: qdb + ".events"}, nil
 }
 
+// notDetector leaves out the detector's own events: no producer of the
+// run acknowledged them, so they are outside the account.
+var notDetector = " WHERE source_system != " + chsql.String(event.DetectorSystem)
+
+// detectorCount is the number of the detector's events in events (FINAL).
+func (in *inspector) detectorCount(ctx context.Context) (uint64, error) {
+	return in.countQuery(ctx, "SELECT count() FROM "+in.events+" FINAL WHERE source_system = "+chsql.String(event.DetectorSystem))
+}
+
 // count is the number of rows of events through FINAL; rawCount as
 // stored, copies not yet merged away included.
 func (in *inspector) count(ctx context.Context) (uint64, error) {
-	return in.countQuery(ctx, "SELECT count() FROM "+in.events+" FINAL")
+	return in.countQuery(ctx, "SELECT count() FROM "+in.events+" FINAL"+notDetector)
 }
 
 func (in *inspector) rawCount(ctx context.Context) (uint64, error) {
-	return in.countQuery(ctx, "SELECT count() FROM "+in.events)
+	return in.countQuery(ctx, "SELECT count() FROM "+in.events+notDetector)
 }
 
 func (in *inspector) countQuery(ctx context.Context, q string) (uint64, error) {
@@ -114,7 +124,7 @@ func describe(what string, c *jetstream.ClusterInfo) string {
 func (in *inspector) idCounts(ctx context.Context, final string) (map[uuid.UUID]uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	rows, err := in.ch.Query(ctx, "SELECT event_id, count() FROM "+in.events+final+" GROUP BY event_id")
+	rows, err := in.ch.Query(ctx, "SELECT event_id, count() FROM "+in.events+final+notDetector+" GROUP BY event_id")
 	if err != nil {
 		return nil, fmt.Errorf("chaos: read event ids%s: %w", final, err)
 	}
@@ -148,7 +158,7 @@ func (in *inspector) sourceRows(ctx context.Context) ([]sourceRow, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	rows, err := in.ch.Query(ctx, "SELECT concat(source_system, '.', source_instance) AS src, source_seq, stream_seq FROM "+
-		in.events+" FINAL ORDER BY src, source_seq")
+		in.events+" FINAL"+notDetector+" ORDER BY src, source_seq")
 	if err != nil {
 		return nil, fmt.Errorf("chaos: read source sequences: %w", err)
 	}

@@ -13,7 +13,8 @@ import (
 const (
 	DefaultDuration = 20 * time.Second
 	// DefaultSettleTimeout bounds the wait, after the last fault, for every
-	// spool and the consumer to drain.
+	// spool and the consumer to drain while nothing moves (the wait goes
+	// on while they drain, up to SettleTimeout plus twice Duration).
 	DefaultSettleTimeout = 2 * time.Minute
 	// DefaultFlowTimeout bounds the wait for loaded rows to grow after a
 	// fault is repaired; past it the run fails with "the flow did not
@@ -58,6 +59,9 @@ type Config struct {
 	Progress func(line string)
 	// SettleTimeout and FlowTimeout: see their defaults.
 	SettleTimeout, FlowTimeout time.Duration
+
+	// onExit is given to every process started (set by Run).
+	onExit func(p *proc, err error)
 }
 
 func (c *Config) setDefaults() {

@@ -33,10 +33,37 @@ const (
 	// FaultSlowClickHouse delays every write of the in-process loader to
 	// ClickHouse beyond the consumer's AckWait.
 	FaultSlowClickHouse Fault = "slow ClickHouse"
+	// FaultLoaderStartCHDown is a start-up fault: ClickHouse is stopped,
+	// the loader process killed with SIGKILL and started again at once,
+	// while ClickHouse is down; ClickHouse comes back later. The loader
+	// must wait for it, not exit.
+	FaultLoaderStartCHDown Fault = "loader restarted while ClickHouse is down"
+	// FaultPowerCut is the morning after a power cut: every process of
+	// the chain (the three NATS nodes, ClickHouse, the gateway, the
+	// loader, the detector) killed with SIGKILL at once, then started
+	// again one by one in a random order, with random gaps. Each must wait
+	// for what it needs, not exit. (A kill keeps the page cache: this is a
+	// power cut of the processes, not of the machines' memory.)
+	FaultPowerCut Fault = "power cut (all restarted in random order)"
 )
 
 // Faults lists every fault in the order the account prints them.
-var Faults = []Fault{FaultLoaderKill, FaultNATSKill, FaultGatewayKill, FaultClickHouseStop, FaultClickHouseKill, FaultProducerCut, FaultSlowClickHouse}
+var Faults = []Fault{FaultLoaderKill, FaultNATSKill, FaultGatewayKill, FaultClickHouseStop, FaultClickHouseKill, FaultProducerCut, FaultSlowClickHouse, FaultLoaderStartCHDown, FaultPowerCut}
+
+// The parts a power cut restarts, in the order of Step.PowerOrder's
+// indices.
+const (
+	partNATS1 = iota
+	partNATS2
+	partNATS3
+	partClickHouse
+	partGateway
+	partLoader
+	partDetector
+	powerParts
+)
+
+var partNames = [powerParts]string{"NATS-1", "NATS-2", "NATS-3", "ClickHouse", "gateway", "loader", "detector"}
 
 // slowInsertDelay is the slow ClickHouse's delay: more than the loaders'
 // AckWait of 2s.
@@ -62,6 +89,10 @@ type Step struct {
 	OverlapHold   time.Duration
 	// Calm is the pause after the flow resumed, before the next step.
 	Calm time.Duration
+	// PowerOrder is the order a power cut restarts the parts in (indices
+	// of partNames), PowerGaps the pause before each start.
+	PowerOrder [powerParts]int
+	PowerGaps  [powerParts]time.Duration
 }
 
 func (s Step) String() string {
@@ -69,6 +100,12 @@ func (s Step) String() string {
 	fmt.Fprintf(&b, "step %d: %s for %.1fs", s.N, s.label(s.Fault, s.Target), s.Hold.Seconds())
 	if s.Overlap != "" {
 		fmt.Fprintf(&b, "; overlapping from +%.1fs: %s for %.1fs", s.OverlapAfter.Seconds(), s.label(s.Overlap, s.OverlapTarget), s.OverlapHold.Seconds())
+	}
+	if s.Fault == FaultPowerCut {
+		b.WriteString("; back in order:")
+		for i, part := range s.PowerOrder {
+			fmt.Fprintf(&b, " +%.1fs %s", s.PowerGaps[i].Seconds(), partNames[part])
+		}
 	}
 	fmt.Fprintf(&b, "; calm %.1fs", s.Calm.Seconds())
 	return b.String()
@@ -105,13 +142,22 @@ func (s *schedule) next() Step {
 	s.deck = s.deck[1:]
 	st.Target = s.target(st.Fault)
 	st.Hold = s.hold(st.Fault)
-	if s.rng.Float64() < overlapChance {
-		var options []Fault
-		for _, f := range Faults {
-			if compatible(st.Fault, f) {
-				options = append(options, f)
-			}
+	if st.Fault == FaultPowerCut {
+		for i := range st.PowerOrder {
+			st.PowerOrder[i] = i
 		}
+		s.rng.Shuffle(powerParts, func(i, j int) { st.PowerOrder[i], st.PowerOrder[j] = st.PowerOrder[j], st.PowerOrder[i] })
+		for i := range st.PowerGaps {
+			st.PowerGaps[i] = s.between(100*time.Millisecond, 2500*time.Millisecond)
+		}
+	}
+	var options []Fault
+	for _, f := range Faults {
+		if compatible(st.Fault, f) {
+			options = append(options, f)
+		}
+	}
+	if len(options) > 0 && s.rng.Float64() < overlapChance {
 		st.Overlap = options[s.rng.IntN(len(options))]
 		st.OverlapTarget = s.target(st.Overlap)
 		st.OverlapAfter = s.between(200*time.Millisecond, max(st.Hold/2, 300*time.Millisecond))
@@ -125,11 +171,17 @@ func (s *schedule) next() Step {
 // compatible reports whether b may be started while a is in progress: not
 // the same kind, and not two faults of ClickHouse at once.
 func compatible(a, b Fault) bool {
+	if a == FaultPowerCut || b == FaultPowerCut {
+		return false // it breaks everything already
+	}
+	if (a == FaultLoaderStartCHDown && b == FaultLoaderKill) || (b == FaultLoaderStartCHDown && a == FaultLoaderKill) {
+		return false // one loader process
+	}
 	return a != b && !(clickHouseFault(a) && clickHouseFault(b))
 }
 
 func clickHouseFault(f Fault) bool {
-	return f == FaultClickHouseStop || f == FaultClickHouseKill || f == FaultSlowClickHouse
+	return f == FaultClickHouseStop || f == FaultClickHouseKill || f == FaultSlowClickHouse || f == FaultLoaderStartCHDown
 }
 
 func (s *schedule) target(f Fault) int {
@@ -152,6 +204,10 @@ func (s *schedule) hold(f Fault) time.Duration {
 		return s.between(time.Second, 3*time.Second)
 	case FaultSlowClickHouse:
 		return s.between(3*time.Second, 6*time.Second)
+	case FaultLoaderStartCHDown:
+		return s.between(2*time.Second, 5*time.Second)
+	case FaultPowerCut:
+		return s.between(500*time.Millisecond, 3*time.Second)
 	}
 	return time.Second
 }
@@ -180,7 +236,11 @@ func (r *runner) play(ctx context.Context, st Step) error {
 		}
 	}
 	_ = sleep(ctx, st.Hold-time.Since(began))
-	errs = append(errs, r.repair(st.Fault, st.Target))
+	if st.Fault == FaultPowerCut {
+		errs = append(errs, r.powerBack(st))
+	} else {
+		errs = append(errs, r.repair(st.Fault, st.Target))
+	}
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -195,6 +255,21 @@ func (r *runner) breakIt(f Fault, target int) error {
 	r.faults[f]++
 	r.log.Info("chaos: fault", "fault", string(f), "target", target)
 	switch f {
+	case FaultLoaderStartCHDown:
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := r.cfg.ClickHouse.Stop(ctx); err != nil {
+			return fmt.Errorf("chaos: %s: %w", f, err)
+		}
+		r.loaderProc.kill()
+		return r.loaderProc.start()
+	case FaultPowerCut:
+		for _, p := range r.procs() {
+			p.kill()
+		}
+		if err := r.cfg.ClickHouse.Kill(); err != nil {
+			return fmt.Errorf("chaos: %s: %w", f, err)
+		}
 	case FaultLoaderKill:
 		r.loaderProc.kill()
 	case FaultNATSKill:
@@ -252,7 +327,7 @@ func (r *runner) repair(f Fault, target int) error {
 			return err
 		}
 		return waitTCP(ctx, r.gatewayAddr, 30*time.Second)
-	case FaultClickHouseStop, FaultClickHouseKill:
+	case FaultClickHouseStop, FaultClickHouseKill, FaultLoaderStartCHDown:
 		if r.cfg.ClickHouse.Running() {
 			return nil
 		}
@@ -265,4 +340,59 @@ func (r *runner) repair(f Fault, target int) error {
 		r.chProxy.delay.Store(0)
 	}
 	return nil
+}
+
+// powerBack starts every part again after a power cut, in the step's
+// order and with its gaps, ClickHouse in the background (it takes
+// seconds to start), then waits until the cluster's replicas are current
+// and the gateway accepts connections.
+func (r *runner) powerBack(st Step) error {
+	defer r.watch.Repaired(string(FaultPowerCut))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*r.cfg.FlowTimeout)
+	defer cancel()
+	chDone := make(chan error, 1)
+	chStarted := false
+	var errs []error
+	for i, part := range st.PowerOrder {
+		_ = sleep(ctx, st.PowerGaps[i])
+		r.log.Info("chaos: power back", "part", partNames[part])
+		switch part {
+		case partNATS1, partNATS2, partNATS3:
+			errs = append(errs, r.nats.nodes[part-partNATS1].start())
+		case partClickHouse:
+			chStarted = true
+			go func() { chDone <- r.cfg.ClickHouse.Restart(ctx) }()
+		case partGateway:
+			errs = append(errs, r.gatewayProc.start())
+		case partLoader:
+			errs = append(errs, r.loaderProc.start())
+		case partDetector:
+			errs = append(errs, r.detectorProc.start())
+		}
+	}
+	if chStarted {
+		if err := <-chDone; err != nil {
+			errs = append(errs, fmt.Errorf("chaos: restart ClickHouse after the power cut: %w", err))
+		}
+	}
+	for i := range r.nats.nodes {
+		errs = append(errs, r.nats.waitNode(ctx, i))
+	}
+	errs = append(errs, waitTCP(ctx, r.gatewayAddr, time.Minute))
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	var last string
+	for {
+		ok, desc := r.in.replicasCurrent(ctx, len(r.nats.nodes))
+		if ok {
+			return nil
+		}
+		last = desc
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("chaos: replicas not current after the power cut: %s: %w", last, err)
+		}
+	}
 }

@@ -21,6 +21,9 @@ type proc struct {
 	env     []string
 	args    []string
 	logPath string
+	// onExit, if set, is called when the process exits by itself (not
+	// killed by kill), with how it ended.
+	onExit func(p *proc, err error)
 
 	mu  sync.Mutex
 	run *osproc.Process // nil when not started or killed
@@ -33,6 +36,7 @@ func newProc(cfg *Config, name string, args ...string) *proc {
 		env:     append(os.Environ(), cfg.CommandEnv...),
 		args:    args,
 		logPath: filepath.Join(cfg.Dir, "logs", name+".log"),
+		onExit:  cfg.onExit,
 	}
 }
 
@@ -62,7 +66,20 @@ func (p *proc) start() error {
 		return fmt.Errorf("chaos: start %s: %w", p.name, err)
 	}
 	p.run = run
+	go p.watchExit(run)
 	return nil
+}
+
+// watchExit reports run's exit to onExit unless kill ended it: kill holds
+// mu until the process is reaped and then forgets it.
+func (p *proc) watchExit(run *osproc.Process) {
+	<-run.Done()
+	p.mu.Lock()
+	byItself := p.run == run
+	p.mu.Unlock()
+	if byItself && p.onExit != nil {
+		p.onExit(p, run.Err())
+	}
 }
 
 // kill sends SIGKILL to the process group, as a crash would, and waits
@@ -75,14 +92,6 @@ func (p *proc) kill() {
 	}
 	_ = p.run.KillWait()
 	p.run = nil
-}
-
-// exited reports whether the process was started and has exited by
-// itself (it was not killed by us).
-func (p *proc) exited() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.run != nil && p.run.Exited()
 }
 
 // tail is the last n bytes of the process's log.

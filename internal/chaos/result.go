@@ -61,11 +61,61 @@ type Result struct {
 	// or settle, a producer failed, a fault did not bite, a sequence of a
 	// library-published source is incomplete or out of order.
 	Problems []string
+	// Exits lists the processes of the chain that exited by themselves
+	// (not killed by a fault), each failing the run.
+	Exits []Exit
+	// Unsettled is set when the spools and the consumer did not drain
+	// before the run gave up waiting (a Problem says what was left): its
+	// Lost events may still have been on their way.
+	Unsettled bool
+	// DetectorRows counts the detector's own events loaded (FINAL): not
+	// part of the account, shown as a sign of its life.
+	DetectorRows uint64
 }
 
-// OK reports whether nothing acknowledged was lost or counted twice and
-// nothing else went wrong.
-func (r *Result) OK() bool { return r.Lost == 0 && r.CountedTwice == 0 && len(r.Problems) == 0 }
+// Exit is a process that exited by itself.
+type Exit struct {
+	// Process is its name (loader, gateway, detector, airtally-chaos-2).
+	Process string
+	// At is when, from the start of the run.
+	At time.Duration
+	// How is how it ended ("exit status 1"); LogTail the end of its log.
+	How, LogTail string
+}
+
+func (e Exit) String() string {
+	return fmt.Sprintf("%s, at %.0f s (%s)", e.Process, e.At.Seconds(), e.How)
+}
+
+// OK reports whether nothing acknowledged was lost or counted twice, no
+// process exited by itself and nothing else went wrong.
+func (r *Result) OK() bool { return len(r.Failures()) == 0 }
+
+// Failures names what made the run fail, shortest first in kind: exits,
+// losses, events counted twice, then the other problems' first lines.
+func (r *Result) Failures() []string {
+	var out []string
+	for _, e := range r.Exits {
+		out = append(out, "a process exited by itself: "+e.String())
+	}
+	switch {
+	case r.Lost > 0 && r.Unsettled:
+		out = append(out, fmt.Sprintf("%d acknowledged events not in ClickHouse when the run stopped settling (lost, or still on their way)", r.Lost))
+	case r.Lost > 0:
+		out = append(out, fmt.Sprintf("%d acknowledged events lost", r.Lost))
+	}
+	if r.CountedTwice > 0 {
+		out = append(out, fmt.Sprintf("%d events counted twice", r.CountedTwice))
+	}
+	for _, p := range r.Problems {
+		first, _, _ := strings.Cut(p, "\n")
+		if len(first) > 160 {
+			first = first[:160] + "…"
+		}
+		out = append(out, first)
+	}
+	return out
+}
 
 // LongestStall is the longest pause in the flow of loaded rows.
 func (r *Result) LongestStall() flowwatch.Stall {
@@ -84,9 +134,9 @@ func (r *Result) Write(w io.Writer) error {
 		faults = append(faults, fmt.Sprintf("%s %d", f, r.Faults[f]))
 		total += r.Faults[f]
 	}
-	verdict := "OK: nothing acknowledged was lost or counted twice"
-	if !r.OK() {
-		verdict = "FAILED"
+	verdict := "OK: nothing acknowledged was lost or counted twice, and no process exited by itself"
+	if f := r.Failures(); len(f) > 0 {
+		verdict = "FAILED: " + strings.Join(f, "; ")
 	}
 	fmt.Fprintf(&b, "chaos account: sync %s, seed %d, faults injected for %s\n", SyncName(r.SyncAlways), r.Seed, r.Faulting.Round(time.Second))
 	fmt.Fprintf(&b, "  faults injected:          %d in %d steps, %d steps with two at once: %s\n", total, len(r.Schedule), r.Overlaps, strings.Join(faults, ", "))
@@ -104,6 +154,10 @@ func (r *Result) Write(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "  longest stalls in loading: %s\n", strings.Join(stalls, "; "))
 	fmt.Fprintf(&b, "  stream-order inversions:  %s; sequence gaps/repeats: %s\n", mapString(r.Inversions), mapString(r.SequenceGaps))
+	fmt.Fprintf(&b, "  detector events loaded:   %d\n", r.DetectorRows)
+	for _, e := range r.Exits {
+		fmt.Fprintf(&b, "  exited by itself: %s; its log ends:\n%s\n", e, e.LogTail)
+	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "  problem: %s\n", p)
 	}
@@ -151,6 +205,7 @@ func (r *runner) account(ctx context.Context, res *Result) error {
 	res.Acknowledged = len(acked)
 
 	if s := r.settle(ctx, acked); s != "" {
+		res.Unsettled = true
 		res.Problems = append(res.Problems, "did not settle: "+s)
 	}
 	if ctx.Err() != nil {
@@ -192,6 +247,9 @@ func (r *runner) account(ctx context.Context, res *Result) error {
 		}
 	}
 	if err := r.checkSequences(ctx, res); err != nil {
+		return err
+	}
+	if res.DetectorRows, err = r.in.detectorCount(ctx); err != nil {
 		return err
 	}
 	// The faults bit.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -52,20 +53,34 @@ type runner struct {
 	cfg Config
 	log *slog.Logger
 
-	nats        *natsCluster
-	nc          *nats.Conn // the harness's own connection, to inspect
-	in          *inspector
-	loaderProc  *proc
-	gatewayProc *proc
-	gatewayAddr string
-	chProxy     *faultProxy // in front of ClickHouse for the in-process loader
-	cuttable    *faultProxy // between a publisher and the cluster
-	pubs        []*publisher.Publisher
-	load        *load
-	watch       *flowwatch.Watch
-	faults      map[Fault]int
+	nats         *natsCluster
+	nc           *nats.Conn // the harness's own connection, to inspect
+	in           *inspector
+	loaderProc   *proc
+	gatewayProc  *proc
+	detectorProc *proc
+	gatewayAddr  string
+	chProxy      *faultProxy // in front of ClickHouse for the in-process loader
+	cuttable     *faultProxy // between a publisher and the cluster
+	pubs         []*publisher.Publisher
+	load         *load
+	watch        *flowwatch.Watch
+	faults       map[Fault]int
+
+	began   time.Time // when Run started: the clock of Exit.At
+	exitsMu sync.Mutex
+	exits   []Exit
 
 	cleanups []func()
+}
+
+// exited records a process that exited by itself.
+func (r *runner) exited(p *proc, err error) {
+	at := time.Since(r.began)
+	r.log.Error("chaos: a process exited by itself", "process", p.name, "at", at.Round(time.Millisecond).String(), "err", err)
+	r.exitsMu.Lock()
+	defer r.exitsMu.Unlock()
+	r.exits = append(r.exits, Exit{Process: p.name, At: at, How: fmt.Sprint(err), LogTail: p.tail(2048)})
 }
 
 func (r *runner) onClose(f func()) { r.cleanups = append(r.cleanups, f) }
@@ -94,7 +109,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, log: cfg.Logger, faults: map[Fault]int{}}
+	r := &runner{cfg: cfg, log: cfg.Logger, faults: map[Fault]int{}, began: time.Now()}
+	r.cfg.onExit = r.exited
 	defer r.close()
 	if err := r.setUp(ctx); err != nil {
 		return nil, err
@@ -135,15 +151,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Faulting = time.Since(began)
 	res.Stalls, _ = r.watch.Stop()
 	r.load.halt()
-	for _, p := range r.procs() {
-		if p.exited() {
-			res.Problems = append(res.Problems, fmt.Sprintf("%s exited by itself; its log ends:\n%s", p.name, p.tail(2048)))
-		}
-	}
 	cfg.Progress("faults stopped; settling and accounting")
 	if err := r.account(ctx, res); err != nil {
 		return nil, err
 	}
+	// A process that exits by itself fails the run, whenever it did.
+	r.exitsMu.Lock()
+	res.Exits = slices.Clone(r.exits)
+	r.exitsMu.Unlock()
 	return res, nil
 }
 
@@ -207,6 +222,15 @@ func (r *runner) setUp(ctx context.Context) error {
 	if err := r.startGateway(ctx); err != nil {
 		return err
 	}
+	// The detector, a process too: it has nothing to check in the
+	// account, but must start in any order and stay up like the others.
+	r.detectorProc = newProc(&r.cfg, "detector", "detector",
+		"--nats-url", cl.URLs(), "--stream-replicas", "3", "--ensure-streams=false",
+		"--spool-dir", filepath.Join(cfg.Dir, "spool", "detector"), "--metrics-addr", "", "--log-level", "debug")
+	if err := r.detectorProc.start(); err != nil {
+		return err
+	}
+	r.onClose(r.detectorProc.kill)
 
 	// Producers: two publishers straight on the cluster, one through a
 	// cuttable proxy, and an HTTP client of the gateway. The publishers
@@ -405,7 +429,7 @@ func (r *runner) startInProcessLoader() error {
 
 // procs is every process of the run.
 func (r *runner) procs() []*proc {
-	all := []*proc{r.loaderProc, r.gatewayProc}
+	all := []*proc{r.loaderProc, r.gatewayProc, r.detectorProc}
 	if r.nats != nil {
 		all = append(all, r.nats.nodes...)
 	}
@@ -431,14 +455,24 @@ func (r *runner) tails() string {
 
 // settle waits until every spool of this process is drained, every
 // acknowledged event is in events (FINAL) and the loaders' consumer has
-// nothing left to deliver or to be acknowledged. It returns "" when
-// settled, else what was still wrong at the deadline.
+// nothing left to deliver or to be acknowledged. It keeps waiting as long
+// as that moves (a long run leaves a backlog, drained at the chain's
+// pace): it gives up after SettleTimeout without progress, or after
+// SettleTimeout plus twice Duration in all. It returns "" when settled,
+// else what was still wrong when it gave up.
 func (r *runner) settle(ctx context.Context, acked []uuid.UUID) string {
+	hardDeadline := time.Now().Add(r.cfg.SettleTimeout + 2*r.cfg.Duration)
 	deadline := time.Now().Add(r.cfg.SettleTimeout)
 	var last string
-	for time.Now().Before(deadline) {
-		if last = r.unsettled(ctx, acked); last == "" {
+	for time.Now().Before(deadline) && time.Now().Before(hardDeadline) {
+		now := r.unsettled(ctx, acked)
+		if now == "" {
 			return ""
+		}
+		if now != last {
+			// Progress (or a first look): the clock starts again.
+			deadline = time.Now().Add(r.cfg.SettleTimeout)
+			last = now
 		}
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
 			return err.Error()

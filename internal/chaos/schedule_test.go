@@ -75,6 +75,11 @@ func TestCompatible(t *testing.T) {
 		{"NATS kill while ClickHouse is stopped", FaultClickHouseStop, FaultNATSKill, true},
 		{"loader kill during a producer cut", FaultProducerCut, FaultLoaderKill, true},
 		{"gateway kill while ClickHouse is slow", FaultSlowClickHouse, FaultGatewayKill, true},
+		{"nothing during a power cut", FaultPowerCut, FaultProducerCut, false},
+		{"a power cut during nothing", FaultNATSKill, FaultPowerCut, false},
+		{"a loader start with ClickHouse down is a ClickHouse fault", FaultLoaderStartCHDown, FaultClickHouseKill, false},
+		{"one loader process", FaultLoaderKill, FaultLoaderStartCHDown, false},
+		{"a NATS kill while the loader starts with ClickHouse down", FaultLoaderStartCHDown, FaultNATSKill, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,5 +87,38 @@ func TestCompatible(t *testing.T) {
 				t.Fatalf("compatible(%s, %s) = %t, want %t", tc.a, tc.b, got, tc.want)
 			}
 		})
+	}
+}
+
+// A power cut restarts every part once, in an order and with gaps drawn
+// from the seed; and the orders differ between power cuts.
+func TestSchedulePowerCutOrder(t *testing.T) {
+	s := newSchedule(31337, 3)
+	var orders [][powerParts]int
+	for range 20 * len(Faults) {
+		st := s.next()
+		if st.Fault != FaultPowerCut {
+			continue
+		}
+		seen := map[int]bool{}
+		for i, part := range st.PowerOrder {
+			if part < 0 || part >= powerParts || seen[part] {
+				t.Fatalf("%v: order %v is not a permutation of the parts", st, st.PowerOrder)
+			}
+			seen[part] = true
+			if st.PowerGaps[i] <= 0 {
+				t.Fatalf("%v: no gap before %s", st, partNames[part])
+			}
+		}
+		if st.Overlap != "" {
+			t.Fatalf("%v: a power cut overlaps %s", st, st.Overlap)
+		}
+		orders = append(orders, st.PowerOrder)
+	}
+	if len(orders) < 20 {
+		t.Fatalf("%d power cuts in 20 rounds, want 20", len(orders))
+	}
+	if slices.IndexFunc(orders[1:], func(o [powerParts]int) bool { return o != orders[0] }) < 0 {
+		t.Fatalf("every power cut restarts in the same order %v", orders[0])
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/airtally/airtally/internal/chaos"
@@ -107,7 +108,7 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 		}
 	}()
 
-	failed := 0
+	var failures []string
 	for _, always := range settings {
 		name := "sync-default"
 		if always {
@@ -134,14 +135,14 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 		if err := res.Write(out); err != nil {
 			return err
 		}
-		if !res.OK() {
-			failed++
+		if f := res.Failures(); len(f) > 0 {
+			failures = append(failures, fmt.Sprintf("sync %s: %s", chaos.SyncName(always), strings.Join(f, "; ")))
 		}
 	}
 	fmt.Fprintf(out, "\nlogs and data in %s (remove it when done)\n", dir)
-	if failed > 0 {
-		return userErr(fmt.Errorf("%d of %d runs failed", failed, len(settings)),
-			"acknowledged events were lost or counted twice, or the chain did not recover (see the account above; --seed %d replays the schedule)", seed)
+	if len(failures) > 0 {
+		return userErr(fmt.Errorf("%d of %d runs failed", len(failures), len(settings)),
+			"the chaos run failed: %s (see the account above; --seed %d replays the schedule)", strings.Join(failures, " | "), seed)
 	}
 	return nil
 }

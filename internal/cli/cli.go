@@ -47,6 +47,8 @@ type Env struct {
 	Log *slog.Logger
 	// closeLog closes the log file, if any.
 	closeLog func()
+	// name is the subcommand's, for messages.
+	name string
 }
 
 // UserError is an error whose Message may be shown to the user as it is:
@@ -83,6 +85,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "airtally: unknown command %q. Run 'airtally help' for the list.\n", args[0])
 		return 2
 	}
+	env.name = cmd.name
 	err := cmd.run(ctx, env, args[1:])
 	defer env.closeLog()
 	if err == nil || errors.Is(err, flag.ErrHelp) {

@@ -98,18 +98,20 @@ func checkDemoStory(t *testing.T, run int, out string) {
 	}
 }
 
-// TestFailureIsPoliteWithErrorID forces a failure (ClickHouse unreachable):
-// the user sees one polite sentence with an error id and no raw error; the
-// log has the detail under the same id.
+// TestFailureIsPoliteWithErrorID forces a failure (ClickHouse unreachable
+// past --wait-for): the user sees one polite line when the wait begins and
+// one when it gives up, each with an error id and no raw error; the log has
+// the detail under the same ids.
 func TestFailureIsPoliteWithErrorID(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "log")
-	code, _, errOut := runCLI(t, "migrate", "--clickhouse-addr", "127.0.0.1:1", "--log-file", logFile)
+	code, _, errOut := runCLI(t, "migrate", "--clickhouse-addr", "127.0.0.1:1", "--wait-for", "1s", "--log-file", logFile)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1: %s", code, errOut)
 	}
-	m := regexp.MustCompile(`^airtally migrate: sorry, could not reach ClickHouse at \[127\.0\.0\.1:1\] \(error id ([0-9a-f-]{36}); the details are in the log\)\.\n$`).FindStringSubmatch(errOut)
+	m := regexp.MustCompile(`^airtally migrate: ClickHouse at \[127\.0\.0\.1:1\] is not reachable yet; waiting for it, retrying with back-off \(error id ([0-9a-f-]{36}); the details are in the log\)\.\n` +
+		`airtally migrate: sorry, could not reach ClickHouse at \[127\.0\.0\.1:1\] within 1s \(--wait-for\) \(error id ([0-9a-f-]{36}); the details are in the log\)\.\n$`).FindStringSubmatch(errOut)
 	if m == nil {
-		t.Fatalf("stderr is not one polite line with an error id: %q", errOut)
+		t.Fatalf("stderr is not two polite lines with error ids: %q", errOut)
 	}
 	for _, raw := range []string{"dial", "connection refused", "connect:", "goroutine"} {
 		if strings.Contains(errOut, raw) {
@@ -120,7 +122,7 @@ func TestFailureIsPoliteWithErrorID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(log), m[1]) || !strings.Contains(string(log), "connection refused") {
+	if !strings.Contains(string(log), m[1]) || !strings.Contains(string(log), m[2]) || !strings.Contains(string(log), "connection refused") {
 		t.Fatalf("the log lacks the error id or the detail:\n%s", log)
 	}
 }
@@ -163,8 +165,9 @@ func TestHelpHidesHelpers(t *testing.T) {
 
 func TestEnvironmentSetsFlags(t *testing.T) {
 	t.Setenv("AIRTALLY_CLICKHOUSE_ADDR", "127.0.0.1:2")
+	t.Setenv("AIRTALLY_WAIT_FOR", "100ms")
 	code, _, errOut := runCLI(t, "migrate", "--log-file", os.DevNull)
-	if code != 1 || !strings.Contains(errOut, "127.0.0.1:2") {
+	if code != 1 || !strings.Contains(errOut, "127.0.0.1:2") || !strings.Contains(errOut, "within 100ms") {
 		t.Fatalf("AIRTALLY_CLICKHOUSE_ADDR was not used: exit %d, %q", code, errOut)
 	}
 	if EnvName("nats-url") != "AIRTALLY_NATS_URL" {

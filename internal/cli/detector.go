@@ -17,6 +17,7 @@ import (
 	"github.com/airtally/airtally/consumers/loader"
 	"github.com/airtally/airtally/internal/connect"
 	"github.com/airtally/airtally/internal/report"
+	"github.com/airtally/airtally/internal/waitfor"
 	"github.com/airtally/airtally/producers/publisher"
 )
 
@@ -90,20 +91,27 @@ func runDetector(ctx context.Context, env *Env, args []string) error {
 	sv.register(fs, ":9466")
 	df.register(fs)
 	var cfg detector.Config
-	reg, stopMetrics, err := sv.start(env, fs, args, func() (err error) {
+	reg, st, stopMetrics, err := sv.start(env, fs, args, func() (err error) {
 		cfg, err = df.config()
 		return err
-	})
+	}, true, waitfor.NATS)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
 	nf, sf := sv.nats, sv.streams
-	nc, js, err := jetStream(ctx, env, nf, sf, "airtally-detector", df.ensureStreams)
+	nc, js, err := st.nats(ctx, nf, "airtally-detector")
 	if err != nil {
-		return err
+		return orStopped(ctx, err)
 	}
 	defer nc.Close()
+	if df.ensureStreams {
+		if err := st.ensureStreams(ctx, nc, js, sf); err != nil {
+			return orStopped(ctx, err)
+		}
+	}
+	// From here on the detector rides out outages by itself; /readyz follows.
+	st.watch(ctx, nc, nil)
 	// Detection events carry no caller numbers: the key the publisher
 	// requires hashes nothing, so a random one is enough.
 	key := make([]byte, 32)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/airtally/airtally/internal/connect"
 	"github.com/airtally/airtally/internal/streams"
+	"github.com/airtally/airtally/internal/waitfor"
 	"github.com/airtally/airtally/producers/pci"
 )
 
@@ -135,25 +136,40 @@ func (m *metricsFlags) register(fs *flag.FlagSet, def string) {
 // serve starts the metrics server with a fresh registry (Go and process
 // collectors included) and returns the registry and a stop function.
 func (m *metricsFlags) serve(env *Env) (*prometheus.Registry, func(), error) {
+	reg, _, stop, err := m.serveWith(env, false)
+	return reg, stop, err
+}
+
+// serveWith is serve that also keeps the status of deps (the gauge
+// airtally_dependency_up, all down until reached) and, if ready is set,
+// serves it at /readyz: 200 once every dependency is up, else 503.
+func (m *metricsFlags) serveWith(env *Env, ready bool, deps ...string) (*prometheus.Registry, *waitfor.Status, func(), error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	status, err := waitfor.NewStatus(reg, deps...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if m.addr == "" {
-		return reg, func() {}, nil
+		return reg, status, func() {}, nil
 	}
 	ln, err := net.Listen("tcp", m.addr)
 	if err != nil {
-		return nil, nil, userErr(err, "could not serve metrics on %s (is the port in use? set --metrics-addr)", m.addr)
+		return nil, nil, nil, userErr(err, "could not serve metrics on %s (is the port in use? set --metrics-addr)", m.addr)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if ready {
+		mux.Handle("/readyz", status.Handler())
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			env.Log.Error("metrics server stopped", "err", err)
 		}
 	}()
-	env.Log.Info("serving metrics", "addr", ln.Addr().String())
-	return reg, func() { srv.Close() }, nil
+	env.Log.Info("serving metrics", "addr", ln.Addr().String(), "readyz", ready)
+	return reg, status, func() { srv.Close() }, nil
 }
 
 // readKeyFile reads a secret key (e.g. the ANI hashing key) from a file.
@@ -173,12 +189,13 @@ func readKeyFile(path, what string) ([]byte, error) {
 }
 
 // serviceFlags are the flags every long-running component shares: logs to
-// stderr, NATS, the stream layout and a metrics server.
+// stderr, NATS, the stream layout, a metrics server and the start-up wait.
 type serviceFlags struct {
 	logs    logFlags
 	nats    natsFlags
 	streams streamFlags
 	metrics metricsFlags
+	wait    waitFlags
 }
 
 func (s *serviceFlags) register(fs *flag.FlagSet, metricsAddr string) {
@@ -186,22 +203,29 @@ func (s *serviceFlags) register(fs *flag.FlagSet, metricsAddr string) {
 	s.nats.register(fs)
 	s.streams.register(fs)
 	s.metrics.register(fs, metricsAddr)
+	s.wait.register(fs)
 }
 
-// start parses args, sets the log up and starts the metrics server; check,
-// if set, vets the component's own flags before anything is started. It
-// returns the metrics registry and the function that stops the server.
-func (s *serviceFlags) start(env *Env, fs *flag.FlagSet, args []string, check func() error) (*prometheus.Registry, func(), error) {
+// start parses args, sets the log up and starts the metrics server (with
+// /readyz if ready is set) keeping the status of deps; check, if set,
+// vets the component's own flags before anything is started. It returns
+// the metrics registry, the start-up waiter and the function that stops
+// the server.
+func (s *serviceFlags) start(env *Env, fs *flag.FlagSet, args []string, check func() error, ready bool, deps ...string) (*prometheus.Registry, *starter, func(), error) {
 	if err := parse(fs, args); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := s.logs.setup(env); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if check != nil {
 		if err := check(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return s.metrics.serve(env)
+	reg, status, stop, err := s.metrics.serveWith(env, ready, deps...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return reg, newStarter(env, s.wait, status), stop, nil
 }

@@ -30,7 +30,6 @@ import (
 	"github.com/airtally/airtally/internal/streams"
 	"github.com/airtally/airtally/producers/gateway"
 	"github.com/airtally/airtally/producers/publisher"
-	"github.com/airtally/airtally/schema"
 )
 
 func init() {
@@ -57,6 +56,8 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	var lf localFlags
 	var logs logFlags
 	var mf metricsFlags
+	var wf waitFlags
+	wf.register(fs)
 	fs.StringVar(&lf.dataDir, "data-dir", ".airtally", "folder for NATS, ClickHouse, spools, keys and logs")
 	fs.IntVar(&lf.natsPort, "nats-port", 4222, "port of the embedded NATS server (127.0.0.1)")
 	fs.IntVar(&lf.chPort, "clickhouse-port", 19000, "native port of the local ClickHouse server (127.0.0.1)")
@@ -138,13 +139,15 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 			env.Log.Warn("clickhouse stop", "err", err)
 		}
 	}()
-	conn, err := connect.OpenClickHouse(ctx, connect.ClickHouse{Addrs: []string{chs.Addr()}, Database: lf.database})
+	// Wait for the server (it may still be starting), then migrate.
+	st := newStarter(env, wf, nil)
+	conn, err := st.clickHouse(ctx, connect.ClickHouse{Addrs: []string{chs.Addr()}, Database: lf.database})
 	if err != nil {
-		return userErr(err, "could not reach the local ClickHouse server")
+		return err
 	}
 	defer conn.Close()
-	if _, err := schema.Migrate(ctx, conn, lf.database); err != nil {
-		return userErr(err, "the schema migrations could not be applied")
+	if _, err := st.migrate(ctx, conn, []string{chs.Addr()}, lf.database, ""); err != nil {
+		return err
 	}
 	step("ClickHouse %s on %s (data in %s), schema migrated", serverVersion(ctx, conn), chs.Addr(), chDir)
 

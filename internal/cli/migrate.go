@@ -18,8 +18,10 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 	var logs logFlags
 	var ch chFlags
 	var replicaOf string
+	var wf waitFlags
 	logs.register(fs, "-")
 	ch.register(fs)
+	wf.register(fs)
 	fs.StringVar(&replicaOf, "replica-of", "", "a healthy replica's host:port: first create its tables and views, as they are, on the new or rebuilt replica at --clickhouse-addr (cluster mode)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -31,9 +33,10 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	cfg := ch.config().WithDefaults()
-	conn, err := connect.OpenClickHouse(ctx, cfg)
+	st := newStarter(env, wf, nil)
+	conn, err := st.clickHouse(ctx, cfg)
 	if err != nil {
-		return userErr(err, "could not reach ClickHouse at %v", cfg.Addrs)
+		return err
 	}
 	defer conn.Close()
 	if replicaOf != "" {
@@ -54,9 +57,9 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "created %d tables and views of %s as on %s: %s\n", len(created), cfg.Database, replicaOf, strings.Join(created, ", "))
 		}
 	}
-	applied, err := schema.MigrateCluster(ctx, conn, cfg.Database, ch.cluster)
+	applied, err := st.migrate(ctx, conn, cfg.Addrs, cfg.Database, ch.cluster)
 	if err != nil {
-		return userErr(err, "the migrations could not be applied")
+		return err
 	}
 	if len(applied) == 0 {
 		fmt.Fprintf(env.Stdout, "schema of %s is up to date\n", cfg.Database)

@@ -14,9 +14,9 @@ import (
 	"github.com/airtally/airtally/consumers/loader"
 	"github.com/airtally/airtally/internal/connect"
 	"github.com/airtally/airtally/internal/streams"
+	"github.com/airtally/airtally/internal/waitfor"
 	"github.com/airtally/airtally/producers/gateway"
 	"github.com/airtally/airtally/producers/publisher"
-	"github.com/airtally/airtally/schema"
 )
 
 func init() {
@@ -83,7 +83,7 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 	gf.register(fs)
 	var tokens map[string]gateway.Grant
 	var aniKey []byte
-	reg, stopMetrics, err := sv.start(env, fs, args, func() error {
+	reg, st, stopMetrics, err := sv.start(env, fs, args, func() error {
 		if gf.tokensFile == "" {
 			return &flagError{msg: "--tokens-file is required"}
 		}
@@ -96,17 +96,25 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 		}
 		aniKey, err = readKeyFile(gf.aniKeyFile, "--ani-key-file")
 		return err
-	})
+	}, false, waitfor.NATS)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
 	nf, sf := sv.nats, sv.streams
-	nc, _, err := jetStream(ctx, env, nf, sf, "airtally-gateway", gf.ensureStreams)
+	// The gateway serves at once, NATS or not: while NATS is unreachable
+	// its publisher spools. Its connection connects in the background.
+	cfg := nf.cfg
+	cfg.Name = "airtally-gateway"
+	nc, err := connect.ConnectNATS(cfg, env.Log)
 	if err != nil {
-		return err
+		return userErr(err, "could not use the NATS connection settings (check --nats-url and the credentials files)")
 	}
 	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return userErr(err, "could not use JetStream on the NATS connection")
+	}
 	pub, err := publisher.New(ctx, nc, publisher.Config{
 		Streams: sf.cfg, SpoolDir: gf.spoolDir, SpoolMaxBytes: gf.spoolMaxBytes, ANIKey: aniKey,
 		Logger: env.Log, Registerer: reg,
@@ -129,7 +137,41 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return userErr(err, "the gateway configuration is not valid")
 	}
-	return serveHTTP(ctx, env, gf.listen, gf.tlsCert, gf.tlsKey, gw.Handler())
+	// Meanwhile, wait for NATS (saying so once), ensure the streams, and
+	// keep the dependency's status; a configuration error (credentials,
+	// permissions) ends the gateway with its reason.
+	fatal := make(chan error, 1)
+	go func() {
+		if err := gatewayStartNATS(ctx, st, nf, nc, js, sf, gf.ensureStreams); err != nil {
+			if ctx.Err() == nil {
+				fatal <- err
+			}
+			return
+		}
+		st.watch(ctx, nc, nil)
+	}()
+	return serveHTTP(ctx, env, gf.listen, gf.tlsCert, gf.tlsKey, gw.Handler(), fatal)
+}
+
+// gatewayStartNATS waits until NATS accepts the gateway's credentials (a
+// connection of its own, closed at once: the gateway's connection retries
+// by itself, and cannot tell an outage from refused credentials), then
+// ensures the streams.
+func gatewayStartNATS(ctx context.Context, st *starter, nf natsFlags, nc *nats.Conn, js jetstream.JetStream, sf streamFlags, ensure bool) error {
+	probe, _, err := st.nats(ctx, nf, "airtally-gateway-probe")
+	if err != nil {
+		return err
+	}
+	probe.Close()
+	// The gateway's own connection reconnects every 250 ms or so: let it
+	// catch up before the streams are ensured through it.
+	for i := 0; i < 200 && nc.Status() != nats.CONNECTED && ctx.Err() == nil; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ensure {
+		return st.ensureStreams(ctx, nc, js, sf)
+	}
+	return nil
 }
 
 // closePublisher closes a publisher, giving it a few seconds to settle.
@@ -141,8 +183,9 @@ func closePublisher(env *Env, pub *publisher.Publisher) {
 	}
 }
 
-// serveHTTP serves h until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, env *Env, addr, certFile, keyFile string, h http.Handler) error {
+// serveHTTP serves h until ctx ends or an error arrives on fatal, then
+// shuts down gracefully (returning that error).
+func serveHTTP(ctx context.Context, env *Env, addr, certFile, keyFile string, h http.Handler, fatal <-chan error) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return userErr(err, "could not listen on %s (is the port in use?)", addr)
@@ -163,9 +206,11 @@ func serveHTTP(ctx context.Context, env *Env, addr, certFile, keyFile string, h 
 		}
 	}()
 	env.Log.Info("gateway listening", "addr", ln.Addr().String(), "tls", certFile != "")
+	var failed error
 	select {
 	case err := <-errc:
 		return userErr(err, "the HTTP server stopped")
+	case failed = <-fatal:
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -173,7 +218,7 @@ func serveHTTP(ctx context.Context, env *Env, addr, certFile, keyFile string, h 
 	if err := srv.Shutdown(sctx); err != nil {
 		env.Log.Warn("http shutdown", "err", err)
 	}
-	return nil
+	return failed
 }
 
 // loaderFlags are the loader's own flags.
@@ -205,28 +250,34 @@ func runLoader(ctx context.Context, env *Env, args []string) error {
 	sv.register(fs, ":9465")
 	cf.register(fs)
 	lf.register(fs)
-	reg, stopMetrics, err := sv.start(env, fs, args, nil)
+	reg, st, stopMetrics, err := sv.start(env, fs, args, nil, true, waitfor.ClickHouse, waitfor.NATS)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
 	nf, sf := sv.nats, sv.streams
 	chCfg := cf.config().WithDefaults()
-	conn, err := connect.OpenClickHouse(ctx, chCfg)
+	// Start in any order: wait for ClickHouse, migrate, wait for NATS.
+	conn, err := st.clickHouse(ctx, chCfg)
 	if err != nil {
-		return userErr(err, "could not reach ClickHouse at %v", chCfg.Addrs)
+		return orStopped(ctx, err)
 	}
 	defer conn.Close()
 	if lf.migrate {
-		if _, err := schema.MigrateCluster(ctx, conn, chCfg.Database, cf.cluster); err != nil {
-			return userErr(err, "the schema migrations could not be applied")
+		if _, err := st.migrate(ctx, conn, chCfg.Addrs, chCfg.Database, cf.cluster); err != nil {
+			return orStopped(ctx, err)
 		}
 	}
-	nc, js, err := jetStream(ctx, env, nf, sf, "airtally-loader", true)
+	nc, js, err := st.nats(ctx, nf, "airtally-loader")
 	if err != nil {
-		return err
+		return orStopped(ctx, err)
 	}
 	defer nc.Close()
+	if err := st.ensureStreams(ctx, nc, js, sf); err != nil {
+		return orStopped(ctx, err)
+	}
+	// From here on the loader rides out outages by itself; /readyz follows.
+	st.watch(ctx, nc, conn)
 	l, err := loader.New(js, conn, loader.Config{
 		Database: chCfg.Database, Streams: sf.cfg, Consumer: lf.consumer, BatchSize: lf.batchSize,
 		FlushInterval: lf.flush, MaxAckPending: lf.maxAckPending, AckWait: lf.ackWait, BackoffMax: lf.backoffMax,

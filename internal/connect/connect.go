@@ -49,6 +49,20 @@ type NATS struct {
 // a NATS restart or a node failover by itself. With RetryOnFailedConnect
 // the first connection may also be made later, in the background.
 func ConnectNATS(cfg NATS, log *slog.Logger) (*nats.Conn, error) {
+	return connectNATS(cfg, log, true)
+}
+
+// DialNATS makes one attempt at connecting, with ConnectNATS's settings
+// otherwise: it returns the attempt's error (nats.ErrNoServers when no
+// server answered, nats.ErrAuthorization when the credentials were
+// refused), so that the caller can tell an unreachable server from a
+// configuration error and wait (package waitfor). Once connected, the
+// connection reconnects without limit, as ConnectNATS's does.
+func DialNATS(cfg NATS, log *slog.Logger) (*nats.Conn, error) {
+	return connectNATS(cfg, log, false)
+}
+
+func connectNATS(cfg NATS, log *slog.Logger, retryFirst bool) (*nats.Conn, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -60,7 +74,7 @@ func ConnectNATS(cfg NATS, log *slog.Logger) (*nats.Conn, error) {
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
-		nats.RetryOnFailedConnect(true),
+		nats.RetryOnFailedConnect(retryFirst),
 		// No buffering while disconnected: a publish then fails at once and
 		// the publisher spools it, keeping each source's order (buffered
 		// messages could be replayed out of order).
@@ -249,3 +263,7 @@ func redactURL(url string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// RedactURL returns a comma-separated list of NATS URLs with any user
+// information masked, fit for messages and logs.
+func RedactURL(url string) string { return redactURL(url) }

@@ -68,6 +68,29 @@
 //     refused on every path and stored nowhere; the look-alikes that fail
 //     Luhn are stored verbatim.
 //
+// Start in any order (issue 13), each component run as the airtally
+// command itself (cli.Run in this process):
+//
+//   - TestLoaderStartsWithEachDependencyDown: the loader started with NATS,
+//     ClickHouse or both down (back in either order) says so once, is not
+//     ready, stays up, then migrates the database, loads every event
+//     exactly once and is ready.
+//   - TestGatewayDetectorAndLoaderStartWithNATSDown: all three started
+//     with NATS down; the gateway accepts events into its spool; once NATS
+//     is back they are loaded exactly once and the detector reads the
+//     stream; NATS then lost and regained while they run: nothing exits,
+//     /readyz and airtally_dependency_up follow.
+//   - TestMigrateWaitsForClickHouse, TestStoppedWhileWaitingExitsCleanly,
+//     TestConfigurationErrorsEndAtOnce: migrate waits; a service stopped
+//     while waiting exits 0; refused credentials, a refused JetStream API,
+//     an unknown ClickHouse user and a database of the other mode end the
+//     command at once with their reason.
+//
+// TestChaosExactAccount also plays the chaos start-up faults: the loader
+// restarted while ClickHouse is down, and a power cut (every process
+// killed and restarted in random order); it fails on any process that
+// exits by itself.
+//
 // A test that stops the shared ClickHouse server restarts it itself; no
 // test here runs in parallel with another.
 package e2e
