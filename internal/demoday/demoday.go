@@ -15,13 +15,9 @@
 package demoday
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/airtally/airtally/internal/airings"
 	"github.com/airtally/airtally/internal/report"
@@ -132,7 +128,7 @@ func Generate(cfg Config) Day {
 	start := rcfg.DayStartAt(date)
 	end := rcfg.DayStartAt(date.AddDate(0, 0, 1))
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(date.Unix())))
-	g := &gen{rng: rng, intended: map[string]string{}}
+	g := &gen{Builder: Builder{Rng: rng}, intended: map[string]string{}}
 
 	// The offers were configured three days before, the schedule imported
 	// two days before; post-logs came the morning after.
@@ -140,7 +136,7 @@ func Generate(cfg Config) Day {
 	scheduled := start.Add(-48 * time.Hour)
 	postLogged := end.Add(4 * time.Hour)
 	for _, o := range demoOffers {
-		g.add(o.Event(Schedule, configured))
+		g.Add(o.Event(Schedule, configured))
 	}
 	for i, s := range demoSpots {
 		a := airings.Airing{
@@ -151,14 +147,14 @@ func Generate(cfg Config) Day {
 		if s.until != 0 {
 			a.AiredUntil = start.Add(s.until)
 		}
-		g.add(a.Event(event.AiringScheduled, Schedule, scheduled.Add(time.Duration(i)*time.Second)))
+		g.Add(a.Event(event.AiringScheduled, Schedule, scheduled.Add(time.Duration(i)*time.Second)))
 		switch {
 		case s.dnr:
 			a.DidNotRun = true
-			g.add(a.Event(event.AiringCancelled, Schedule, postLogged.Add(time.Duration(i)*time.Second)))
+			g.Add(a.Event(event.AiringCancelled, Schedule, postLogged.Add(time.Duration(i)*time.Second)))
 		case s.revisedAt != 0:
 			a.AiredAt, a.SpendCents = start.Add(s.revisedAt), s.revisedSpend
-			g.add(a.Event(event.AiringRevised, Schedule, postLogged.Add(time.Duration(i)*time.Second)))
+			g.Add(a.Event(event.AiringRevised, Schedule, postLogged.Add(time.Duration(i)*time.Second)))
 		}
 		if s.dnr {
 			continue
@@ -196,11 +192,11 @@ func Generate(cfg Config) Day {
 			}
 			switch {
 			case s.promo != "" && rng.IntN(2) == 0:
-				g.webOrder(at, s.offer, messy(rng, s.promo), "")
+				g.WebOrder(at, s.offer, Messy(rng, s.promo), "")
 			case s.vanity != "":
-				g.webOrder(at, s.offer, "", messyURL(rng, s.vanity))
+				g.WebOrder(at, s.offer, "", MessyURL(rng, s.vanity))
 			case s.promo != "":
-				g.webOrder(at, s.offer, s.promo, "")
+				g.WebOrder(at, s.offer, s.promo, "")
 			}
 		}
 	}
@@ -214,18 +210,18 @@ func Generate(cfg Config) Day {
 		at := start.Add(time.Duration(rng.Int64N(int64(end.Sub(start)))))
 		switch i % 3 {
 		case 0:
-			g.webOrder(at, "bright-smile", "NOSUCHCODE", "")
+			g.WebOrder(at, "bright-smile", "NOSUCHCODE", "")
 		case 1:
-			g.webOrder(at, "flex-roller", "", "")
+			g.WebOrder(at, "flex-roller", "", "")
 		default:
-			g.webOrder(start.Add(2*time.Minute), "sleep-well", "SLEEP", "")
+			g.WebOrder(start.Add(2*time.Minute), "sleep-well", "SLEEP", "")
 		}
 	}
 	// A phone order whose call never reached the ACD's records.
-	g.phoneOrder(start.Add(5*time.Hour), "tampa-lost-000001", "8005550101", "bright-smile", "tampa")
+	g.PhoneOrder(Console, start.Add(5*time.Hour), "tampa-lost-000001", "8005550101", "bright-smile", "tampa")
 	for _, src := range []event.Source{ACDTampa, ACDPhoenix, Console, WebShop} {
 		for t := start; t.Before(end); t = t.Add(cfg.HeartbeatEvery) {
-			h := g.event(event.Heartbeat, src, t)
+			h := g.Event(event.Heartbeat, src, t)
 			h.IntervalSeconds = int64(cfg.HeartbeatEvery / time.Second)
 		}
 	}
@@ -235,55 +231,16 @@ func Generate(cfg Config) Day {
 	return d
 }
 
-// messy writes a promo code as viewers type it.
-func messy(rng *rand.Rand, code string) string {
-	switch rng.IntN(3) {
-	case 0:
-		return " " + code + " "
-	case 1:
-		return lower(code)
-	}
-	return code
-}
-
-// messyURL writes a vanity URL as a browser reports it.
-func messyURL(rng *rand.Rand, url string) string {
-	switch rng.IntN(3) {
-	case 0:
-		return "https://www." + url + "/"
-	case 1:
-		return "HTTP://" + url
-	}
-	return url
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
 type gen struct {
-	rng      *rand.Rand
-	events   []*event.Event
+	Builder
 	calls    int
-	orders   int
 	intended map[string]string
-}
-
-func (g *gen) add(e *event.Event) {
-	g.setID(e)
-	g.events = append(g.events, e)
 }
 
 // call generates one call at t on dnis, answered or abandoned, maybe
 // re-sent by the ACD, maybe ordering.
 func (g *gen) call(t time.Time, dnis, intended string) {
-	rng := g.rng
+	rng := g.Rng
 	g.calls++
 	acd, site := ACDTampa, "tampa"
 	if rng.IntN(2) == 0 {
@@ -298,7 +255,7 @@ func (g *gen) call(t time.Time, dnis, intended string) {
 		shown = "1" + dnis // some ACDs keep the country code
 	}
 	base := func(k event.Kind, at time.Time) *event.Event {
-		e := g.event(k, acd, at)
+		e := g.Event(k, acd, at)
 		e.CallID, e.DNIS, e.Site, e.Queue = callID, shown, site, "drtv"
 		return e
 	}
@@ -323,7 +280,7 @@ func (g *gen) call(t time.Time, dnis, intended string) {
 	end.AgentID, end.TalkSeconds, end.Disposition = agent, talk, "no_sale"
 	if rng.IntN(10) < 4 {
 		end.Disposition = "sale"
-		g.phoneOrder(end.OccurredAt.Add(-30*time.Second), callID, shown, offerOf(dnis), site)
+		g.PhoneOrder(Console, end.OccurredAt.Add(-30*time.Second), callID, shown, offerOf(dnis), site)
 	}
 }
 
@@ -337,85 +294,5 @@ func offerOf(dnis string) string {
 	return "bright-smile"
 }
 
-func (g *gen) phoneOrder(at time.Time, callID, dnis, offer, site string) {
-	rng := g.rng
-	g.orders++
-	o := g.event(event.OrderPlaced, Console, at)
-	o.OrderID, o.CallID, o.DNIS, o.Offer, o.Site = fmt.Sprintf("ph-%06d", g.orders), callID, dnis, offer, site
-	o.AmountCents, o.Currency, o.Channel = int64(1995+rng.IntN(4)*1000), "USD", event.ChannelPhone
-	o.UpsellCount = int64(rng.IntN(3))
-	o.AmountCents += o.UpsellCount * 995
-	o.Continuity = rng.IntN(3) == 0
-	o.PaymentBrand, o.CardLast4 = "visa", fmt.Sprintf("%04d", rng.IntN(10000))
-	g.maybeCancel(o)
-}
-
-func (g *gen) webOrder(at time.Time, offer, promo, vanity string) {
-	rng := g.rng
-	g.orders++
-	o := g.event(event.OrderPlaced, WebShop, at)
-	o.OrderID, o.Offer, o.Channel = fmt.Sprintf("web-%06d", g.orders), offer, event.ChannelWeb
-	o.PromoCode, o.VanityURL = promo, vanity
-	o.AmountCents, o.Currency = int64(2495+rng.IntN(3)*1000), "USD"
-	o.UpsellCount = int64(rng.IntN(2))
-	o.AmountCents += o.UpsellCount * 995
-	o.Continuity = rng.IntN(4) == 0
-	o.PaymentBrand, o.CardLast4 = "mastercard", fmt.Sprintf("%04d", rng.IntN(10000))
-	g.maybeCancel(o)
-}
-
-// maybeCancel cancels about one order in eight, days later: with a full
-// refund (no amount), a partial one, or a refund larger than the order
-// (counted as the order's amount); a third of the cancellations are sent
-// twice.
-func (g *gen) maybeCancel(o *event.Event) {
-	rng := g.rng
-	if rng.IntN(8) != 0 {
-		return
-	}
-	c := g.event(event.OrderCancelled, o.Source, o.OccurredAt.Add(time.Duration(1+rng.IntN(72))*time.Hour))
-	c.OrderID, c.Offer, c.Reason = o.OrderID, o.Offer, "changed mind"
-	switch rng.IntN(3) {
-	case 0:
-		c.AmountCents, c.Currency = o.AmountCents/2, o.Currency
-	case 1:
-		c.AmountCents, c.Currency = o.AmountCents+500, o.Currency
-	}
-	if rng.IntN(3) == 0 {
-		// The order system sent the cancellation again (a new event id):
-		// it refunds nothing more.
-		again := g.event(event.OrderCancelled, o.Source, c.OccurredAt.Add(time.Hour))
-		again.OrderID, again.Offer, again.Reason, again.AmountCents, again.Currency = c.OrderID, c.Offer, c.Reason, c.AmountCents, c.Currency
-	}
-}
-
-// event makes an event and keeps it.
-func (g *gen) event(k event.Kind, src event.Source, t time.Time) *event.Event {
-	e := event.New(k, src, t)
-	g.add(e)
-	return e
-}
-
-// setID gives e a deterministic UUIDv7: its time part is the event's time
-// and its random part comes from the seeded generator.
-func (g *gen) setID(e *event.Event) {
-	var id uuid.UUID
-	binary.BigEndian.PutUint64(id[8:], g.rng.Uint64())
-	binary.BigEndian.PutUint64(id[0:], g.rng.Uint64())
-	ms := uint64(e.OccurredAt.UnixMilli())
-	id[0], id[1], id[2], id[3], id[4], id[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	id[6] = 0x70 | id[6]&0x0f
-	id[8] = 0x80 | id[8]&0x3f
-	e.EventID = id
-}
-
 // day sorts the events by time and numbers each source's events 1, 2, ...
-func (g *gen) day() Day {
-	sort.SliceStable(g.events, func(i, j int) bool { return g.events[i].OccurredAt.Before(g.events[j].OccurredAt) })
-	seq := map[string]uint64{}
-	for _, e := range g.events {
-		seq[e.Source.Key()]++
-		e.Source.Seq = seq[e.Source.Key()]
-	}
-	return Day{Events: g.events}
-}
+func (g *gen) day() Day { return Day{Events: g.Sorted()} }

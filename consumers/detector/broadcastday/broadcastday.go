@@ -1,14 +1,11 @@
 package broadcastday
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/airtally/airtally/consumers/detector/faultday"
 	"github.com/airtally/airtally/internal/airings"
@@ -34,7 +31,7 @@ type Config struct {
 var (
 	Sites    = []event.Source{{System: "acd", Instance: "tampa-01"}, {System: "acd", Instance: "phoenix-01"}, {System: "acd", Instance: "omaha-01"}}
 	Consoles = []event.Source{{System: "console", Instance: "tampa-01"}, {System: "console", Instance: "omaha-01"}}
-	WebShop  = event.Source{System: "shop", Instance: "web-1"}
+	WebShop  = demoday.WebShop
 	Schedule = event.Source{System: "schedule", Instance: "broadcastday"}
 )
 
@@ -124,42 +121,18 @@ var stations = []station{
 	{"KFI-AM", "Los Angeles", airings.MediaRadio, false}, {"WBZ-AM", "Boston", airings.MediaRadio, false},
 }
 
-// gen builds the day's events.
+// gen builds the day's events on the demo day's builder (ids, orders and
+// their cancellations by the same rules).
 type gen struct {
-	rng      *rand.Rand
-	events   []*event.Event
+	demoday.Builder
 	calls    int
-	orders   int
 	numbers  map[string]*Number
 	consoles map[string]event.Source // by offer
 	offers   map[string]offerSpec
 }
 
-func (g *gen) add(e *event.Event) {
-	g.setID(e)
-	g.events = append(g.events, e)
-}
-
-func (g *gen) event(k event.Kind, src event.Source, t time.Time) *event.Event {
-	e := event.New(k, src, t)
-	g.add(e)
-	return e
-}
-
-// setID gives e a deterministic UUIDv7 (its time part the event's time).
-func (g *gen) setID(e *event.Event) {
-	var id uuid.UUID
-	binary.BigEndian.PutUint64(id[8:], g.rng.Uint64())
-	binary.BigEndian.PutUint64(id[0:], g.rng.Uint64())
-	ms := uint64(e.OccurredAt.UnixMilli())
-	id[0], id[1], id[2], id[3], id[4], id[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	id[6] = 0x70 | id[6]&0x0f
-	id[8] = 0x80 | id[8]&0x3f
-	e.EventID = id
-}
-
 func (g *gen) site(n *Number) event.Source {
-	x := g.rng.Float64()
+	x := g.Rng.Float64()
 	for i, w := range n.Weights {
 		if x < w || i == len(n.Weights)-1 {
 			for _, s := range Sites {
@@ -177,7 +150,7 @@ func (g *gen) site(n *Number) event.Source {
 // or abandoned, maybe re-sent by the ACD, maybe ordering on the offer's
 // console.
 func (g *gen) call(t time.Time, n *Number) {
-	rng := g.rng
+	rng := g.Rng
 	g.calls++
 	acd := g.site(n)
 	site := acd.Instance[:len(acd.Instance)-3]
@@ -187,7 +160,7 @@ func (g *gen) call(t time.Time, n *Number) {
 		shown = "1" + n.DNIS // some ACDs keep the country code
 	}
 	base := func(k event.Kind, at time.Time) *event.Event {
-		e := g.event(k, acd, at)
+		e := g.Event(k, acd, at)
 		e.CallID, e.DNIS, e.Site, e.Queue = callID, shown, site, "drtv"
 		return e
 	}
@@ -212,66 +185,18 @@ func (g *gen) call(t time.Time, n *Number) {
 	end.AgentID, end.TalkSeconds, end.Disposition = agent, talk, "no_sale"
 	if rng.IntN(10) < 4 {
 		end.Disposition = "sale"
-		g.phoneOrder(end.OccurredAt.Add(-30*time.Second), callID, shown, n.Offer, site)
-	}
-}
-
-func (g *gen) phoneOrder(at time.Time, callID, dnis, offer, site string) {
-	rng := g.rng
-	g.orders++
-	o := g.event(event.OrderPlaced, g.consoles[offer], at)
-	o.OrderID, o.CallID, o.DNIS, o.Offer, o.Site = fmt.Sprintf("ph-%06d", g.orders), callID, dnis, offer, site
-	o.AmountCents, o.Currency, o.Channel = int64(1995+rng.IntN(4)*1000), "USD", event.ChannelPhone
-	o.UpsellCount = int64(rng.IntN(3))
-	o.AmountCents += o.UpsellCount * 995
-	o.Continuity = rng.IntN(3) == 0
-	o.PaymentBrand, o.CardLast4 = "visa", fmt.Sprintf("%04d", rng.IntN(10000))
-	g.maybeCancel(o)
-}
-
-func (g *gen) webOrder(at time.Time, offer, promo, vanity string) {
-	rng := g.rng
-	g.orders++
-	o := g.event(event.OrderPlaced, WebShop, at)
-	o.OrderID, o.Offer, o.Channel = fmt.Sprintf("web-%06d", g.orders), offer, event.ChannelWeb
-	o.PromoCode, o.VanityURL = promo, vanity
-	o.AmountCents, o.Currency = int64(2495+rng.IntN(3)*1000), "USD"
-	o.UpsellCount = int64(rng.IntN(2))
-	o.AmountCents += o.UpsellCount * 995
-	o.Continuity = rng.IntN(4) == 0
-	o.PaymentBrand, o.CardLast4 = "mastercard", fmt.Sprintf("%04d", rng.IntN(10000))
-	g.maybeCancel(o)
-}
-
-// maybeCancel cancels about one order in eight, hours to days later (a
-// full, partial or excessive refund; a third sent twice).
-func (g *gen) maybeCancel(o *event.Event) {
-	rng := g.rng
-	if rng.IntN(8) != 0 {
-		return
-	}
-	c := g.event(event.OrderCancelled, o.Source, o.OccurredAt.Add(time.Duration(1+rng.IntN(72))*time.Hour))
-	c.OrderID, c.Offer, c.Reason = o.OrderID, o.Offer, "changed mind"
-	switch rng.IntN(3) {
-	case 0:
-		c.AmountCents, c.Currency = o.AmountCents/2, o.Currency
-	case 1:
-		c.AmountCents, c.Currency = o.AmountCents+500, o.Currency
-	}
-	if rng.IntN(3) == 0 {
-		again := g.event(event.OrderCancelled, o.Source, c.OccurredAt.Add(time.Hour))
-		again.OrderID, again.Offer, again.Reason, again.AmountCents, again.Currency = c.OrderID, c.Offer, c.Reason, c.AmountCents, c.Currency
+		g.PhoneOrder(g.consoles[n.Offer], end.OccurredAt.Add(-30*time.Second), callID, shown, n.Offer, site)
 	}
 }
 
 // routing picks the sites of a number: one, or two with shares between
 // 35% and 65%.
 func (g *gen) routing(two bool) ([]string, []float64) {
-	p := g.rng.Perm(len(Sites))
+	p := g.Rng.Perm(len(Sites))
 	if !two {
 		return []string{Sites[p[0]].Key()}, []float64{1}
 	}
-	w := 0.35 + 0.3*g.rng.Float64()
+	w := 0.35 + 0.3*g.Rng.Float64()
 	return []string{Sites[p[0]].Key(), Sites[p[1]].Key()}, []float64{w, 1 - w}
 }
 
@@ -287,7 +212,7 @@ func (g *gen) newNumber(offer string, shared, two bool) *Number {
 
 // schedule draws the day's airings (in air order).
 func (g *gen) schedule(start time.Time) []Spot {
-	rng := g.rng
+	rng := g.Rng
 	// Three to five offers; one shared number for two of them (a pool
 	// rotated across national cable; one number per offer on radio).
 	perm := rng.Perm(len(offerCatalog))
@@ -423,7 +348,7 @@ var easternTZ = func() *time.Location {
 
 // respond generates an airing's calls and web orders.
 func (g *gen) respond(s Spot) {
-	rng := g.rng
+	rng := g.Rng
 	n := g.numbers[s.DNIS]
 	// The response goes on after the window closes (the window is the
 	// attribution's horizon, not the viewers'): a call after it is the
@@ -439,41 +364,15 @@ func (g *gen) respond(s Spot) {
 		at := s.AiredAt.Add(draw(s.Window / 3))
 		switch {
 		case s.PromoCode != "" && rng.IntN(2) == 0:
-			g.webOrder(at, s.Offer, messy(rng, s.PromoCode), "")
+			g.WebOrder(at, s.Offer, demoday.Messy(rng, s.PromoCode), "")
 		case s.VanityURL != "":
-			g.webOrder(at, s.Offer, "", messyURL(rng, s.VanityURL))
+			g.WebOrder(at, s.Offer, "", demoday.MessyURL(rng, s.VanityURL))
 		case s.PromoCode != "":
-			g.webOrder(at, s.Offer, s.PromoCode, "")
+			g.WebOrder(at, s.Offer, s.PromoCode, "")
 		default:
-			g.webOrder(at, o.offer.Offer, "", "") // no code: unattributed
+			g.WebOrder(at, o.offer.Offer, "", "") // no code: unattributed
 		}
 	}
-}
-
-func messy(rng *rand.Rand, code string) string {
-	switch rng.IntN(3) {
-	case 0:
-		return " " + code + " "
-	case 1:
-		b := []byte(code)
-		for i, c := range b {
-			if c >= 'A' && c <= 'Z' {
-				b[i] = c + 'a' - 'A'
-			}
-		}
-		return string(b)
-	}
-	return code
-}
-
-func messyURL(rng *rand.Rand, url string) string {
-	switch rng.IntN(3) {
-	case 0:
-		return "https://www." + url + "/"
-	case 1:
-		return "HTTP://" + url
-	}
-	return url
 }
 
 // full builds the day as it happened.
@@ -481,7 +380,7 @@ func full(cfg Config, rng *rand.Rand) (demoday.Day, []Spot, map[string]*Number, 
 	rcfg := report.DefaultConfig()
 	date := time.Date(cfg.Date.Year(), cfg.Date.Month(), cfg.Date.Day(), 0, 0, 0, 0, time.UTC)
 	start, end := rcfg.DayStartAt(date), rcfg.DayStartAt(date.AddDate(0, 0, 1))
-	g := &gen{rng: rng, numbers: map[string]*Number{}, consoles: map[string]event.Source{}, offers: map[string]offerSpec{}}
+	g := &gen{Builder: demoday.Builder{Rng: rng}, numbers: map[string]*Number{}, consoles: map[string]event.Source{}, offers: map[string]offerSpec{}}
 	spots := g.schedule(start)
 
 	configured, scheduled, postLogged := start.Add(-72*time.Hour), start.Add(-48*time.Hour), end.Add(4*time.Hour)
@@ -492,17 +391,17 @@ func full(cfg Config, rng *rand.Rand) (demoday.Day, []Spot, map[string]*Number, 
 	sort.Strings(offerNames)
 	for _, name := range offerNames {
 		o := g.offers[name]
-		g.add(o.offer.Event(Schedule, configured))
+		g.Add(o.offer.Event(Schedule, configured))
 		if o.radioWindow != 0 {
-			g.add(airings.Offer{Offer: name, MediaType: airings.MediaRadio, WindowMinutes: o.radioWindow}.Event(Schedule, configured.Add(time.Second)))
+			g.Add(airings.Offer{Offer: name, MediaType: airings.MediaRadio, WindowMinutes: o.radioWindow}.Event(Schedule, configured.Add(time.Second)))
 		}
 	}
 	for i, s := range spots {
 		a := s.Airing
 		a.DidNotRun = false
-		g.add(a.Event(event.AiringScheduled, Schedule, scheduled.Add(time.Duration(i)*time.Second)))
+		g.Add(a.Event(event.AiringScheduled, Schedule, scheduled.Add(time.Duration(i)*time.Second)))
 		if s.DidNotRun {
-			g.add(s.Airing.Event(event.AiringCancelled, Schedule, postLogged.Add(time.Duration(i)*time.Second)))
+			g.Add(s.Airing.Event(event.AiringCancelled, Schedule, postLogged.Add(time.Duration(i)*time.Second)))
 			continue
 		}
 		g.respond(s)
@@ -529,9 +428,9 @@ func full(cfg Config, rng *rand.Rand) (demoday.Day, []Spot, map[string]*Number, 
 		at := start.Add(time.Duration(rng.Int64N(int64(end.Sub(start)))))
 		o := offerNames[i%len(offerNames)]
 		if i%2 == 0 {
-			g.webOrder(at, o, "NOSUCHCODE", "")
+			g.WebOrder(at, o, "NOSUCHCODE", "")
 		} else {
-			g.webOrder(at, o, "", "")
+			g.WebOrder(at, o, "", "")
 		}
 	}
 	srcs := append(append([]event.Source{}, Sites...), WebShop)
@@ -548,13 +447,11 @@ func full(cfg Config, rng *rand.Rand) (demoday.Day, []Spot, map[string]*Number, 
 	}
 	for _, src := range srcs {
 		for t := start; t.Before(end); t = t.Add(HeartbeatEvery) {
-			h := g.event(event.Heartbeat, src, t)
+			h := g.Event(event.Heartbeat, src, t)
 			h.IntervalSeconds = int64(HeartbeatEvery / time.Second)
 		}
 	}
-	sort.SliceStable(g.events, func(i, j int) bool { return g.events[i].OccurredAt.Before(g.events[j].OccurredAt) })
-	faultday.Renumber(g.events)
-	d := demoday.Day{Events: g.events, From: start, To: end, Intended: map[string]string{}}
+	d := demoday.Day{Events: g.Sorted(), From: start, To: end, Intended: map[string]string{}}
 	d.Truth = demoday.ComputeTruth(d.Events, rcfg)
 	numbers := map[string]*Number{}
 	for k, v := range g.numbers {
