@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,19 +33,24 @@ var proofDate = time.Date(2025, 11, 24, 0, 0, 0, 0, time.UTC)
 // proofSeeds are the seeds the proof runs; PROOF_SEEDS=1-20 runs more
 // (the estimates are judged against what each seed's faults really
 // dropped, a random draw).
-func proofSeeds(t *testing.T) []uint64 {
-	spec := os.Getenv("PROOF_SEEDS")
-	if spec == "" {
-		return []uint64{1}
-	}
-	lo, hi, _ := strings.Cut(spec, "-")
+func proofSeeds(t *testing.T) []uint64 { return seedRange(t, "PROOF_SEEDS", "1", false) }
+
+// seedRange reads the seeds in environment variable env (default def):
+// "N-M", or "N" (the seed N alone, or 1 to N when upTo is set).
+func seedRange(t *testing.T, env, def string, upTo bool) []uint64 {
+	t.Helper()
+	spec := cmp.Or(os.Getenv(env), def)
+	lo, hi, ranged := strings.Cut(spec, "-")
 	a, err1 := strconv.ParseUint(lo, 10, 64)
 	b, err2 := strconv.ParseUint(hi, 10, 64)
-	if hi == "" {
+	switch {
+	case !ranged && upTo:
+		a, b, err2 = 1, a, nil
+	case !ranged:
 		b, err2 = a, nil
 	}
-	if err1 != nil || err2 != nil || b < a {
-		t.Fatalf("PROOF_SEEDS=%q: want N or N-M", spec)
+	if err1 != nil || err2 != nil || b < a || a == 0 {
+		t.Fatalf("%s=%q: want N or N-M", env, spec)
 	}
 	var seeds []uint64
 	for s := a; s <= b; s++ {
@@ -115,36 +121,42 @@ func proveDay(t *testing.T, seed uint64) {
 		sameAccountability(t, on18, got)
 	})
 
-	t.Run("replay", func(t *testing.T) {
-		// A fresh database rebuilt from the stream (detections included)
-		// gives the same statuses.
-		rconn, rdb := testenv.NewDatabase(t, false)
-		if _, err := loader.Replay(ctx, b.js, rconn, loader.ReplayConfig{Database: rdb, Logger: quiet()}); err != nil {
-			t.Fatalf("replay: %v", err)
-		}
-		project(t, rconn, rdb, d.Delivered, seqs)
-		got, err := accountability.Query(ctx, report.Native(rconn), rdb, from, to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sameAccountability(t, on18, got)
-	})
+	t.Run("replay", func(t *testing.T) { sameAfterReplay(t, b, d.Delivered, seqs, from, to, on18) })
+	t.Run("detector again", func(t *testing.T) { sameFromDetectorAgain(t, b, dets) })
+}
 
-	t.Run("detector again", func(t *testing.T) {
-		// A second detector (its own consumer and state) derives the very
-		// same detection events: same ids, same content; JetStream keeps
-		// one copy of each.
-		before := len(b.detections(t))
-		cfg := simDetector()
-		cfg.Consumer, cfg.StateBucket = "detector-again", "AIRTALLY_DETECTOR_AGAIN"
-		again := b.runDetector(t, b.publisher(t), cfg)
-		waitApplied(t, again, b.lastSeq(t))
-		again.stop()
-		sameDetections(t, dets, again.rec.published())
-		if after := len(b.detections(t)); after != before {
-			t.Errorf("the stream holds %d detections after the second detector, %d before: some were doubled", after, before)
-		}
-	})
+// sameAfterReplay: a fresh database rebuilt from the stream (detections
+// included) gives the same accountability as want.
+func sameAfterReplay(t *testing.T, b *broker, ds []faultday.Delivery, seqs []uint64, from, to time.Time, want []accountability.Airing) {
+	t.Helper()
+	ctx := t.Context()
+	rconn, rdb := testenv.NewDatabase(t, false)
+	if _, err := loader.Replay(ctx, b.js, rconn, loader.ReplayConfig{Database: rdb, Logger: quiet()}); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	project(t, rconn, rdb, ds, seqs)
+	got, err := accountability.Query(ctx, report.Native(rconn), rdb, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAccountability(t, want, got)
+}
+
+// sameFromDetectorAgain: a second detector (its own consumer and state)
+// derives the very same detection events as dets: same ids, same content;
+// JetStream keeps one copy of each.
+func sameFromDetectorAgain(t *testing.T, b *broker, dets []*event.Event) {
+	t.Helper()
+	before := len(b.detections(t))
+	cfg := simDetector()
+	cfg.Consumer, cfg.StateBucket = "detector-again", "AIRTALLY_DETECTOR_AGAIN"
+	again := b.runDetector(t, b.publisher(t), cfg)
+	waitApplied(t, again, b.lastSeq(t))
+	again.stop()
+	sameDetections(t, dets, again.rec.published())
+	if after := len(b.detections(t)); after != before {
+		t.Errorf("the stream holds %d detections after the second detector, %d before: some were doubled", after, before)
+	}
 }
 
 // checkDetections: the spool was a delay, not downtime; the skewed clock

@@ -6,14 +6,12 @@ import (
 	"os"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/airtally/airtally/consumers/detector/accountability"
 	"github.com/airtally/airtally/consumers/detector/broadcastday"
-	"github.com/airtally/airtally/consumers/loader"
 	"github.com/airtally/airtally/internal/demoday"
 	"github.com/airtally/airtally/internal/report"
 	"github.com/airtally/airtally/internal/testenv"
@@ -27,30 +25,7 @@ var manyDaysFrom = time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
 
 // manyDaysSeeds are the seeds TestProofManyDays plays: 1-20, or
 // PROOF_DAYS=N (1-N) or N-M.
-func manyDaysSeeds(t *testing.T) []uint64 {
-	spec := cmpOr(os.Getenv("PROOF_DAYS"), "20")
-	lo, hi, ok := strings.Cut(spec, "-")
-	a, err1 := strconv.ParseUint(lo, 10, 64)
-	b, err2 := strconv.ParseUint(hi, 10, 64)
-	if !ok {
-		a, b, err2 = 1, a, nil
-	}
-	if err1 != nil || err2 != nil || b < a || a == 0 {
-		t.Fatalf("PROOF_DAYS=%q: want N or N-M", spec)
-	}
-	var seeds []uint64
-	for s := a; s <= b; s++ {
-		seeds = append(seeds, s)
-	}
-	return seeds
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
+func manyDaysSeeds(t *testing.T) []uint64 { return seedRange(t, "PROOF_DAYS", "20", true) }
 
 // dayResult is one seed's line of the table.
 type dayResult struct {
@@ -176,26 +151,8 @@ func proveBroadcastDay(t *testing.T, seed uint64, again, onCHDB bool) dayResult 
 		})
 	}
 	if again {
-		t.Run("replay", func(t *testing.T) {
-			rconn, rdb := testenv.NewDatabase(t, false)
-			if _, err := loader.Replay(ctx, b.js, rconn, loader.ReplayConfig{Database: rdb, Logger: quiet()}); err != nil {
-				t.Fatalf("replay: %v", err)
-			}
-			project(t, rconn, rdb, d.Delivered, seqs)
-			got, err := accountability.Query(ctx, report.Native(rconn), rdb, from, to)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sameAccountability(t, on18, got)
-		})
-		t.Run("detector again", func(t *testing.T) {
-			cfg := simDetector()
-			cfg.Consumer, cfg.StateBucket = "detector-again", "AIRTALLY_DETECTOR_AGAIN"
-			again := b.runDetector(t, b.publisher(t), cfg)
-			waitApplied(t, again, b.lastSeq(t))
-			again.stop()
-			sameDetections(t, dets, again.rec.published())
-		})
+		t.Run("replay", func(t *testing.T) { sameAfterReplay(t, b, d.Delivered, seqs, from, to, on18) })
+		t.Run("detector again", func(t *testing.T) { sameFromDetectorAgain(t, b, dets) })
 	}
 	return r
 }
