@@ -311,17 +311,7 @@ func (r *runner) repair(f Fault, target int) error {
 		}
 		// Only one node is ever down: the next may go once this one has
 		// caught up.
-		var last string
-		for {
-			ok, desc := r.in.replicasCurrent(ctx, len(r.nats.nodes))
-			if ok {
-				return nil
-			}
-			last = desc
-			if err := sleep(ctx, 100*time.Millisecond); err != nil {
-				return fmt.Errorf("chaos: replicas not current after restarting node %d: %s: %w", target+1, last, err)
-			}
-		}
+		return r.waitReplicasCurrent(ctx, fmt.Sprintf("restarting node %d", target+1))
 	case FaultGatewayKill:
 		if err := r.gatewayProc.start(); err != nil {
 			return err
@@ -384,15 +374,20 @@ func (r *runner) powerBack(st Step) error {
 			return err
 		}
 	}
-	var last string
+	return r.waitReplicasCurrent(ctx, "the power cut")
+}
+
+// waitReplicasCurrent polls until every stream replica on the cluster's
+// nodes is current, or ctx ends; after names what came before, for the
+// error.
+func (r *runner) waitReplicasCurrent(ctx context.Context, after string) error {
 	for {
 		ok, desc := r.in.replicasCurrent(ctx, len(r.nats.nodes))
 		if ok {
 			return nil
 		}
-		last = desc
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
-			return fmt.Errorf("chaos: replicas not current after the power cut: %s: %w", last, err)
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("chaos: replicas not current after %s: %s: %w", after, desc, err)
 		}
 	}
 }
