@@ -47,5 +47,5 @@ func (d *DirectInserter) Rows(evs []*event.Event, firstSeq uint64, at time.Time)
 
 // Insert sends rows (from Rows) with one batch insert.
 func (d *DirectInserter) Insert(ctx context.Context, rows [][]any) error {
-	return insertRows(ctx, d.conn, d.table.query, rows)
+	return insertRows(ctx, d.conn, d.table.query, rows, nil)
 }

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,20 +26,23 @@ import (
 	"github.com/airtally/airtally/producers/event"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m, testenv.WithClickHouse()) }
+func TestMain(m *testing.M) { testenv.Main(m, testenv.WithClickHouse(), testenv.WithCHDB()) }
 
 const waitLong = 60 * time.Second
 
 // env is one test's servers: an embedded NATS with the streams, a fresh
 // migrated ClickHouse database, and a log buffer every loader writes to.
 type env struct {
-	t       testing.TB
-	nats    *testenv.NATS
-	js      jetstream.JetStream
-	conn    driver.Conn
-	db      string
-	streams streams.Config
-	logs    *logBuffer
+	t    testing.TB
+	nats *testenv.NATS
+	js   jetstream.JetStream
+	conn driver.Conn
+	// loaderConn, when set, is the loaders' connection (conn is then the
+	// test's own, e.g. past a fault proxy).
+	loaderConn driver.Conn
+	db         string
+	streams    streams.Config
+	logs       *logBuffer
 }
 
 func newEnv(t testing.TB) *env {
@@ -103,7 +107,7 @@ func (e *env) start(cfg Config, hook func() error) *running {
 	e.t.Helper()
 	r := &running{reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 	cfg.Registerer = r.reg
-	l, err := New(newJS(e.t, e.nats.URL), e.conn, cfg)
+	l, err := New(newJS(e.t, e.nats.URL), cmp.Or(e.loaderConn, e.conn), cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

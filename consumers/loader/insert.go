@@ -22,10 +22,12 @@ func (e *appendError) Error() string {
 
 func (e *appendError) Unwrap() error { return e.err }
 
-// insertRows sends rows with one batch insert (query names the columns). It
-// prepares a fresh batch on every call and always releases it; a batch is
-// never reused after Send, nor after a failed Append.
-func insertRows(ctx context.Context, conn driver.Conn, query string, rows [][]any) (err error) {
+// insertRows sends rows with one batch insert (query names the columns),
+// then, unless check is nil, reads them back (see storedCheck): nil means
+// the table holds them. It prepares a fresh batch on every call and always
+// releases it; a batch is never reused after Send, nor after a failed
+// Append.
+func insertRows(ctx context.Context, conn driver.Conn, query string, rows [][]any, check *storedCheck) (err error) {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -46,7 +48,10 @@ func insertRows(ctx context.Context, conn driver.Conn, query string, rows [][]an
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("loader: send batch of %d rows: %w", len(rows), err)
 	}
-	return nil
+	if check == nil {
+		return nil
+	}
+	return check.run(ctx, conn)
 }
 
 // errorText is an insert error for logs, without the driver's text where
@@ -71,11 +76,12 @@ func insertProjections(ctx context.Context, conn driver.Conn, db string, projs [
 		if len(rows) == 0 {
 			continue
 		}
-		cols := airings.AiringColumns
+		cols, keys := airings.AiringColumns, []string{"airing_id"}
 		if table == airings.OffersTable {
-			cols = airings.OfferColumns
+			cols, keys = airings.OfferColumns, []string{"offer", "media_type"}
 		}
-		if err := insertRows(ctx, conn, insertQuery(db, table, cols), rows); err != nil {
+		check := versionedCheck(db, table, cols, keys, rows)
+		if err := insertRows(ctx, conn, insertQuery(db, table, cols), rows, check); err != nil {
 			return fmt.Errorf("loader: insert into %s: %w", table, err)
 		}
 	}
@@ -92,6 +98,8 @@ type eventsTable struct {
 	cols     []column
 	loaded   int      // index of loaded_at in cols
 	occurred int      // index of occurred_at in cols
+	kind     int      // index of kind in cols
+	eventID  int      // index of event_id in cols
 	query    string   // INSERT INTO db.events (cols…)
 	missing  []string // known columns the table does not have
 }
@@ -138,6 +146,10 @@ func readEventsTable(ctx context.Context, conn driver.Conn, db string) (*eventsT
 			t.loaded = len(t.cols)
 		case "occurred_at":
 			t.occurred = len(t.cols)
+		case "kind":
+			t.kind = len(t.cols)
+		case "event_id":
+			t.eventID = len(t.cols)
 		}
 		t.cols = append(t.cols, c)
 		names = append(names, c.name)

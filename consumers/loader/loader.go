@@ -378,7 +378,7 @@ func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) err
 	ictx, cancel := context.WithTimeout(ctx, l.cfg.InsertTimeout)
 	defer cancel()
 	start := time.Now()
-	err := insertRows(ictx, l.conn, t.query, rows)
+	err := insertRows(ictx, l.conn, t.query, rows, t.eventsCheck(l.cfg.Database, rows))
 	l.m.insertAttempt(time.Since(start).Seconds(), err)
 	if err != nil {
 		return err
@@ -433,7 +433,7 @@ func (l *Loader) deadLetter(ctx context.Context, stream jetstream.Stream, b *bat
 			rows[i] = it.dead.values(now)
 		}
 		ictx, cancel := context.WithTimeout(ctx, l.cfg.InsertTimeout)
-		err := insertRows(ictx, l.conn, insertQuery(l.cfg.Database, "dead_letters", deadLetterColumns), rows)
+		err := insertRows(ictx, l.conn, insertQuery(l.cfg.Database, "dead_letters", deadLetterColumns), rows, deadLettersCheck(l.cfg.Database, rows))
 		cancel()
 		if err != nil {
 			return err

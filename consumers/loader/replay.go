@@ -426,7 +426,7 @@ func (p *replayRun) insertAll(ctx context.Context, in <-chan *replayBatch) error
 				projected = true
 			}
 			if !inserted {
-				if err := insertRows(ictx, p.conn, p.table.query, b.rows); err != nil {
+				if err := insertRows(ictx, p.conn, p.table.query, b.rows, p.table.eventsCheck(p.lc.Database, b.rows)); err != nil {
 					return err
 				}
 				inserted = true
