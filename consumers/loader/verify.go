@@ -3,15 +3,15 @@ package loader
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	chcolumn "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
-
-	"github.com/airtally/airtally/internal/chsql"
 )
 
 // A batch insert that ClickHouse answered as done is read back before its
@@ -21,20 +21,27 @@ import (
 // answers the client "end of stream", so clickhouse-go's Send returns nil
 // for rows that were never stored (reproduced by TestInsertReadBack: a
 // client whose data is delayed past the server's poll_interval, SIGTERM
-// meanwhile). The driver sends a batch as one data block, which the server
-// writes whole or not at all; the read-back asks for every key of the batch
-// all the same, so it does not lean on that.
+// meanwhile).
+//
+// The read-back is one query per batch. The batch's keys travel as an
+// external table (batchKeysTable, sent with the query as a native block:
+// no SQL to parse, no max_query_size), and the query names the table's
+// sorting key, so ClickHouse reads only the granules that hold them.
 
-// checkChunk is the most keys one read-back query names; 2,000 UUIDs are
-// about 80 KB of SQL, well inside max_query_size (256 KiB).
-const checkChunk = 2000
+// batchKeysTable is the name of the external table of a read-back query.
+const batchKeysTable = "_airtally_batch"
+
+// keyColumn is a column of the external table: its name and type.
+type keyColumn struct{ name, typ string }
 
 // storedCheck reads back a batch just inserted.
 type storedCheck struct {
-	queries []string // what run sends
-	// run's error is a *notStoredError when the table does not hold every
-	// key of the batch.
-	run func(ctx context.Context, conn driver.Conn) error
+	table string      // the table inserted into, for messages
+	query string      // reads the keys found, with batchKeysTable
+	cols  []keyColumn // batchKeysTable's columns
+	keys  [][]any     // batchKeysTable's rows: the batch's distinct keys
+	// missing is how many keys the query's answer lacks.
+	missing func(rows driver.Rows) (int, error)
 }
 
 // notStoredError is a batch insert ClickHouse answered as done whose rows
@@ -50,158 +57,166 @@ func (e *notStoredError) Error() string {
 		e.table, e.keys-e.missing, e.keys)
 }
 
-// eventsCheck reads back rows of the events table by their sorting key:
-// for each kind, the distinct event ids within the rows' occurred_at range.
-// A copy stored by an earlier insert counts: the event is there.
+// run sends the read-back query. Its error is a *notStoredError when the
+// table does not hold every key of the batch.
+func (c *storedCheck) run(ctx context.Context, conn driver.Conn) error {
+	cols := make([]func(*ext.Table) error, len(c.cols))
+	for i, kc := range c.cols {
+		cols[i] = ext.Column(kc.name, chcolumn.Type(kc.typ))
+	}
+	keys, err := ext.NewTable(batchKeysTable, cols...)
+	if err != nil {
+		return fmt.Errorf("loader: read back the insert into %s: %w", c.table, err)
+	}
+	for _, k := range c.keys {
+		if err := keys.Append(k...); err != nil {
+			return fmt.Errorf("loader: read back the insert into %s: key table: %w", c.table, err)
+		}
+	}
+	rows, err := conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(keys)), c.query)
+	if err != nil {
+		return fmt.Errorf("loader: read back the insert into %s: %w", c.table, err)
+	}
+	defer rows.Close()
+	missing, err := c.missing(rows)
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("loader: read back the insert into %s: %w", c.table, err)
+	}
+	if missing > 0 {
+		return &notStoredError{table: c.table, keys: len(c.keys), missing: missing}
+	}
+	return nil
+}
+
+// countFound is the missing func of a query that answers one count of the
+// keys found.
+func countFound(want int) func(driver.Rows) (int, error) {
+	return func(rows driver.Rows) (int, error) {
+		var found uint64
+		if !rows.Next() {
+			return 0, fmt.Errorf("no answer: %w", rows.Err())
+		}
+		if err := rows.Scan(&found); err != nil {
+			return 0, err
+		}
+		return max(0, want-int(found)), nil
+	}
+}
+
+// eventsCheck reads back rows of the events table by its sorting key
+// (kind, occurred_at, event_id). A copy stored by an earlier insert
+// counts: the event is there.
 func (t *eventsTable) eventsCheck(db string, rows [][]any) *storedCheck {
 	type key struct {
-		at time.Time
-		id uuid.UUID
+		kind string
+		at   int64
+		id   uuid.UUID
 	}
-	byKind := map[string][]key{}
-	seen := map[uuid.UUID]bool{}
+	seen := map[key]bool{}
+	keys := make([][]any, 0, len(rows))
 	for _, r := range rows {
-		id, _ := r[t.eventID].(uuid.UUID)
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
 		kind, _ := r[t.kind].(string)
 		at, _ := r[t.occurred].(time.Time)
-		byKind[kind] = append(byKind[kind], key{at, id})
-	}
-	var queries []string
-	var want []int
-	for _, kind := range slices.Sorted(maps.Keys(byKind)) {
-		keys := byKind[kind]
-		slices.SortFunc(keys, func(a, b key) int { return a.at.Compare(b.at) })
-		for chunk := range slices.Chunk(keys, checkChunk) {
-			ids := make([]string, len(chunk))
-			for i, k := range chunk {
-				ids[i] = "'" + k.id.String() + "'"
-			}
-			queries = append(queries, fmt.Sprintf(
-				"SELECT uniqExact(event_id) FROM %s.events WHERE kind = %s AND occurred_at >= toDateTime(%d) AND occurred_at <= toDateTime(%d) AND event_id IN (%s)",
-				db, chsql.String(kind), chunk[0].at.Unix(), chunk[len(chunk)-1].at.Unix(), strings.Join(ids, ", ")))
-			want = append(want, len(chunk))
+		id, _ := r[t.eventID].(uuid.UUID)
+		k := key{kind, at.Unix(), id}
+		if seen[k] {
+			continue
 		}
+		seen[k] = true
+		keys = append(keys, []any{kind, at, id})
 	}
-	return countCheck("events", queries, want)
+	return &storedCheck{
+		table:   "events",
+		query:   "SELECT uniqExact(kind, occurred_at, event_id) FROM " + db + ".events WHERE (kind, occurred_at, event_id) IN " + batchKeysTable,
+		cols:    []keyColumn{{"kind", "String"}, {"occurred_at", "DateTime"}, {"event_id", "UUID"}},
+		keys:    keys,
+		missing: countFound(len(keys)),
+	}
 }
 
-// deadLettersCheck reads back dead_letters rows by stream sequence.
+// deadLettersCheck reads back dead_letters rows by stream sequence
+// (deadLetterColumns[0]).
 func deadLettersCheck(db string, rows [][]any) *storedCheck {
-	seqs := map[uint64]bool{}
+	seen := map[uint64]bool{}
+	var keys [][]any
 	for _, r := range rows {
-		seq, _ := r[0].(uint64) // deadLetterColumns[0] is stream_seq
-		seqs[seq] = true
+		seq, _ := r[0].(uint64)
+		if !seen[seq] {
+			seen[seq] = true
+			keys = append(keys, []any{seq})
+		}
 	}
-	var queries []string
-	var want []int
-	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(seqs)), checkChunk) {
-		list := make([]string, len(chunk))
-		for i, s := range chunk {
-			list[i] = chsql.Uint(s)
-		}
-		queries = append(queries, fmt.Sprintf("SELECT uniqExact(stream_seq) FROM %s.dead_letters WHERE stream_seq IN (%s)", db, strings.Join(list, ", ")))
-		want = append(want, len(chunk))
+	return &storedCheck{
+		table:   "dead_letters",
+		query:   "SELECT uniqExact(stream_seq) FROM " + db + ".dead_letters WHERE stream_seq IN " + batchKeysTable,
+		cols:    []keyColumn{{"stream_seq", "UInt64"}},
+		keys:    keys,
+		missing: countFound(len(keys)),
 	}
-	return countCheck("dead_letters", queries, want)
-}
-
-// countCheck runs each query, which counts keys found, against its want.
-func countCheck(table string, queries []string, want []int) *storedCheck {
-	return &storedCheck{queries: queries, run: func(ctx context.Context, conn driver.Conn) error {
-		missing, keys := 0, 0
-		for i, q := range queries {
-			var found uint64
-			if err := conn.QueryRow(ctx, q).Scan(&found); err != nil {
-				return fmt.Errorf("loader: read back the insert into %s: %w", table, err)
-			}
-			keys += want[i]
-			missing += max(0, want[i]-int(found))
-		}
-		if missing > 0 {
-			return &notStoredError{table: table, keys: keys, missing: missing}
-		}
-		return nil
-	}}
 }
 
 // versionedCheck reads back rows of a ReplacingMergeTree(version) table
-// (airings, offers) whose key columns are Strings: every key must have a
-// row of at least the batch's version (a later revision is as good).
+// (airings, offers) keyed by String columns: every key must have a row of
+// at least the batch's version (a later revision is as good). cols are
+// the columns of rows.
 func versionedCheck(db, table string, cols, keyCols []string, rows [][]any) *storedCheck {
 	keyIdx := make([]int, len(keyCols))
+	kcs := make([]keyColumn, len(keyCols))
 	for i, k := range keyCols {
-		keyIdx[i] = slices.Index(cols, k)
+		keyIdx[i], kcs[i] = slices.Index(cols, k), keyColumn{k, "String"}
 	}
 	verIdx := slices.Index(cols, "version")
 	want := map[string]int64{} // joined key → highest version in the batch
-	literal := map[string]string{}
+	var keys [][]any
 	for _, r := range rows {
 		parts := make([]string, len(keyIdx))
-		lits := make([]string, len(keyIdx))
-		for i, idx := range keyIdx {
-			parts[i], _ = r[idx].(string)
-			lits[i] = chsql.String(parts[i])
+		vals := make([]any, len(keyIdx))
+		for i, ix := range keyIdx {
+			parts[i], _ = r[ix].(string)
+			vals[i] = parts[i]
 		}
 		k := strings.Join(parts, "\x00")
 		v, _ := r[verIdx].(int64)
-		if old, ok := want[k]; !ok || v > old {
+		old, ok := want[k]
+		if !ok {
+			keys = append(keys, vals)
+		}
+		if !ok || v > old {
 			want[k] = v
 		}
-		literal[k] = "(" + strings.Join(lits, ", ") + ")"
 	}
-	keyList := strings.Join(keyCols, ", ")
-	var queries []string
-	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(want)), checkChunk) {
-		lits := make([]string, len(chunk))
-		for i, k := range chunk {
-			lits[i] = literal[k]
-		}
-		queries = append(queries, fmt.Sprintf("SELECT %s, max(version) FROM %s.%s WHERE (%s) IN (%s) GROUP BY %s",
-			keyList, db, table, keyList, strings.Join(lits, ", "), keyList))
-	}
-	return &storedCheck{queries: queries, run: func(ctx context.Context, conn driver.Conn) error {
-		stored := map[string]int64{}
-		for _, q := range queries {
-			if err := readVersions(ctx, conn, q, len(keyCols), stored); err != nil {
-				return fmt.Errorf("loader: read back the insert into %s: %w", table, err)
+	list := strings.Join(keyCols, ", ")
+	return &storedCheck{
+		table: table,
+		query: fmt.Sprintf("SELECT %s, max(version) FROM %s.%s WHERE (%s) IN (SELECT %s FROM %s) GROUP BY %s",
+			list, db, table, list, list, batchKeysTable, list),
+		cols: kcs,
+		keys: keys,
+		missing: func(rows driver.Rows) (int, error) {
+			stored := map[string]int64{}
+			got := make([]string, len(keyCols))
+			dest := make([]any, len(keyCols)+1)
+			for i := range got {
+				dest[i] = &got[i]
 			}
-		}
-		missing := 0
-		for k, v := range want {
-			if got, ok := stored[k]; !ok || got < v {
-				missing++
+			var v int64
+			dest[len(keyCols)] = &v
+			for rows.Next() {
+				if err := rows.Scan(dest...); err != nil {
+					return 0, err
+				}
+				stored[strings.Join(got, "\x00")] = v
 			}
-		}
-		if missing > 0 {
-			return &notStoredError{table: table, keys: len(want), missing: missing}
-		}
-		return nil
-	}}
-}
-
-// readVersions adds the (keys…, version) rows of q to stored.
-func readVersions(ctx context.Context, conn driver.Conn, q string, nKeys int, stored map[string]int64) error {
-	rows, err := conn.Query(ctx, q)
-	if err != nil {
-		return err
+			missing := 0
+			for k, v := range want {
+				if s, ok := stored[k]; !ok || s < v {
+					missing++
+				}
+			}
+			return missing, nil
+		},
 	}
-	defer rows.Close()
-	keys := make([]string, nKeys)
-	dest := make([]any, nKeys+1)
-	for i := range keys {
-		dest[i] = &keys[i]
-	}
-	var v int64
-	dest[nKeys] = &v
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return err
-		}
-		stored[strings.Join(keys, "\x00")] = v
-	}
-	return rows.Err()
 }

@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 
 	"github.com/airtally/airtally/internal/chlocal"
 	"github.com/airtally/airtally/internal/chsql"
@@ -201,7 +202,8 @@ func TestInsertReadBack(t *testing.T) {
 		if n := countEvents(t, direct, db); sendErr != nil || n != 0 {
 			t.Fatalf("precondition not met: Send returned %v and %d of 50 rows are stored; this test expects ClickHouse 18.16 to answer the insert as done with none stored", sendErr, n)
 		}
-		// The same batch with its read-back: the error says why.
+		// The same batch with its read-back: an error (the server gone, or the
+		// rows), never nil.
 		held = proxy.arm()
 		go func() {
 			sent <- insertRows(context.Background(), viaProxy, table.query, rows, table.eventsCheck(db, rows))
@@ -261,7 +263,7 @@ func TestReadBackQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	ins := &DirectInserter{conn: conn, table: table}
-	stored, err := ins.Rows(events(9000, 0), 1, time.Now()) // two chunks of each kind
+	stored, err := ins.Rows(events(9000, 0), 1, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,35 +353,61 @@ func TestReadBackQueriesOnCurrentClickHouse(t *testing.T) {
 	if err := ch.Exec("INSERT INTO " + cdb + ".airings (airing_id, version) VALUES ('A-1', 9)"); err != nil {
 		t.Fatal(err)
 	}
-	first := func(sql string) []map[string]any {
+	// chDB has no external tables: the keys go into a table of that name
+	// in the session's current database, which the query names the same.
+	onCHDB := func(c *storedCheck) string {
 		t.Helper()
-		out, err := ch.QueryJSON(sql)
+		var cols, vals []string
+		for _, kc := range c.cols {
+			cols = append(cols, kc.name+" "+kc.typ)
+		}
+		for _, k := range c.keys {
+			var lits []string
+			for _, v := range k {
+				switch v := v.(type) {
+				case string:
+					lits = append(lits, chsql.String(v))
+				case time.Time:
+					lits = append(lits, fmt.Sprintf("toDateTime(%d)", v.Unix()))
+				case uuid.UUID:
+					lits = append(lits, "'"+v.String()+"'")
+				default:
+					lits = append(lits, fmt.Sprint(v))
+				}
+			}
+			vals = append(vals, "("+strings.Join(lits, ", ")+")")
+		}
+		for _, st := range []string{
+			"DROP TABLE IF EXISTS " + batchKeysTable,
+			"CREATE TABLE " + batchKeysTable + " (" + strings.Join(cols, ", ") + ") ENGINE = Memory",
+			"INSERT INTO " + batchKeysTable + " VALUES " + strings.Join(vals, ", "),
+		} {
+			if err := ch.Exec(st); err != nil {
+				t.Fatalf("chDB refused:\n%s\n%v", st, err)
+			}
+		}
+		out, err := ch.QueryJSON(c.query)
 		if err != nil {
-			t.Fatalf("chDB refused:\n%s\n%v", sql, err)
+			t.Fatalf("chDB refused:\n%s\n%v", c.query, err)
 		}
-		return out
+		return fmt.Sprint(out)
 	}
-	var found int
-	for _, q := range table.eventsCheck(cdb, rows).queries {
-		for _, v := range first(q)[0] {
-			n, _ := strconv.Atoi(fmt.Sprint(v))
-			found += n
-		}
+	if got, want := onCHDB(table.eventsCheck(cdb, rows)), "[map[uniqExact(kind, occurred_at, event_id):6]]"; got != want {
+		t.Errorf("events read-back on chDB: %s, want %s", got, want)
 	}
-	if found != 6 {
-		t.Errorf("events read-back on chDB found %d of the 6 stored", found)
+	if got, want := onCHDB(deadLettersCheck(cdb, [][]any{{uint64(7)}, {uint64(8)}})), "[map[uniqExact(stream_seq):1]]"; got != want {
+		t.Errorf("dead_letters read-back on chDB: %s, want %s", got, want)
 	}
-	dl := first(deadLettersCheck(cdb, [][]any{{uint64(7)}, {uint64(8)}}).queries[0])
-	if fmt.Sprint(dl) != "[map[uniqExact(stream_seq):1]]" {
-		t.Errorf("dead_letters read-back on chDB: %v", dl)
+	airingRows := [][]any{{"A-1", int64(5)}, {"A-2", int64(5)}}
+	if got, want := onCHDB(versionedCheck(cdb, "airings", []string{"airing_id", "version"}, []string{"airing_id"}, airingRows)), "[map[airing_id:A-1 max(version):9]]"; got != want {
+		t.Errorf("airings read-back on chDB: %s, want %s", got, want)
 	}
-	av := first(versionedCheck(cdb, "airings", []string{"airing_id", "version"}, []string{"airing_id"}, [][]any{{"A-1", int64(5)}, {"A-2", int64(5)}}).queries[0])
-	if fmt.Sprint(av) != "[map[airing_id:A-1 max(version):9]]" {
-		t.Errorf("airings read-back on chDB: %v", av)
+	offerRows := [][]any{{"glow", "tv", int64(3)}}
+	if got, want := onCHDB(versionedCheck(cdb, "offers", []string{"offer", "media_type", "version"}, []string{"offer", "media_type"}, offerRows)), "[]"; got != want {
+		t.Errorf("offers read-back on chDB: %s, want %s", got, want)
 	}
-	ov := first(versionedCheck(cdb, "offers", []string{"offer", "media_type", "version"}, []string{"offer", "media_type"}, [][]any{{"glow", "tv", int64(3)}}).queries[0])
-	if len(ov) != 0 {
-		t.Errorf("offers read-back on chDB: %v", ov)
+	if err := ch.Exec("DROP TABLE " + batchKeysTable); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -397,4 +425,36 @@ func openConn(t *testing.T, opts *clickhouse.Options) driver.Conn {
 func (c *storedCheck) check(t *testing.T, conn driver.Conn) error {
 	t.Helper()
 	return c.run(t.Context(), conn)
+}
+
+// BenchmarkReadBack times the read-back of one batch just inserted, of
+// the loader's size (5,000) and replay's (20,000), beside the insert.
+func BenchmarkReadBack(b *testing.B) {
+	conn, db := testenv.NewDatabase(b, true)
+	table, err := readEventsTable(b.Context(), conn, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ins := &DirectInserter{conn: conn, table: table}
+	for _, n := range []int{5000, 20000} {
+		rows, err := ins.Rows(events(n, 0), 1, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("insert/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if err := insertRows(b.Context(), conn, table.query, rows, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		check := table.eventsCheck(db, rows)
+		b.Run(fmt.Sprintf("read-back/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if err := check.run(b.Context(), conn); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
