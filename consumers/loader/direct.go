@@ -10,10 +10,11 @@ import (
 	"github.com/airtally/airtally/producers/event"
 )
 
-// DirectInserter writes events into a database's events table exactly as
-// the loader does (the same columns, values and batch insert), without
-// JetStream: for measuring ClickHouse's insert rate alone (airtally
-// bench) with the loader's own rows.
+// DirectInserter writes events into a database's events table as the
+// loader does (the same columns, values and batch insert), without
+// JetStream and without the loader's read-back: for measuring ClickHouse's
+// insert rate alone (airtally bench) with the loader's own rows, and for
+// tests that fill a table.
 type DirectInserter struct {
 	conn  driver.Conn
 	table *eventsTable

@@ -4,13 +4,17 @@
 // A Loader is a durable pull consumer (shared by every loader instance) that
 // gathers messages into batches (by count, bytes and time), decodes and
 // checks each one, inserts the valid ones with one batch insert that names
-// its columns, and acknowledges them only after the insert returned. The
-// contract, in the order things happen to a batch:
+// its columns, reads the batch back, and acknowledges it only once the
+// table holds it. The contract, in the order things happen to a batch:
 //
 //   - A valid event becomes one row: the event's fields plus the stream
 //     sequence and storage time from the message metadata and the load time.
 //     The row is built and checked before it is appended, because a failed
 //     Append spoils a clickhouse-go batch.
+//   - The read-back (verify.go) asks the table for the batch's keys in one
+//     query. ClickHouse 18.16, shut down while an insert's data is on its
+//     way, answers the insert as done with nothing stored; a batch not
+//     found whole is inserted again, as below.
 //   - ClickHouse down or an insert failing: the batch is aborted and the same
 //     messages are inserted again (a fresh batch each time) after an
 //     exponential, capped, jittered back-off, while InProgress keeps them
