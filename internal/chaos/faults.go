@@ -321,7 +321,7 @@ func (r *runner) repair(f Fault, target int) error {
 		if r.cfg.ClickHouse.Running() {
 			return nil
 		}
-		if err := r.cfg.ClickHouse.Restart(ctx); err != nil {
+		if err := r.restartClickHouse(); err != nil {
 			return fmt.Errorf("chaos: restart ClickHouse: %w", err)
 		}
 	case FaultProducerCut:
@@ -351,7 +351,7 @@ func (r *runner) powerBack(st Step) error {
 			errs = append(errs, r.nats.nodes[part-partNATS1].start())
 		case partClickHouse:
 			chStarted = true
-			go func() { chDone <- r.cfg.ClickHouse.Restart(ctx) }()
+			go func() { chDone <- r.restartClickHouse() }()
 		case partGateway:
 			errs = append(errs, r.gatewayProc.start())
 		case partLoader:

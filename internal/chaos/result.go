@@ -204,6 +204,13 @@ func (r *runner) account(ctx context.Context, res *Result) error {
 	}
 	res.Acknowledged = len(acked)
 
+	if !r.cfg.ClickHouse.Running() {
+		// A repair that failed (the flow did not resume) can leave it down:
+		// the account is still owed.
+		if err := r.restartClickHouse(); err != nil {
+			return fmt.Errorf("chaos: start ClickHouse for the account: %w", err)
+		}
+	}
 	if s := r.settle(ctx, acked); s != "" {
 		res.Unsettled = true
 		res.Problems = append(res.Problems, "did not settle: "+s)

@@ -91,12 +91,26 @@ func (r *runner) close() {
 		r.cleanups[i]()
 	}
 	if !r.cfg.ClickHouse.Running() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := r.cfg.ClickHouse.Restart(ctx); err != nil {
+		if err := r.restartClickHouse(); err != nil {
 			r.log.Error("chaos: restart ClickHouse after the run", "err", err)
 		}
 	}
+}
+
+// ClickHouseStartTimeout bounds a restart of ClickHouse by the harness.
+// ClickHouse 18.16 loads every part of every table before it answers; on
+// a loaded 2-core machine, with the thousands of small parts a run's
+// batches of 50 make, that took over a minute (and once about 7), which
+// is the server's start-up, not the chain's recovery. Give chlocal the
+// same StartTimeout.
+const ClickHouseStartTimeout = 10 * time.Minute
+
+// restartClickHouse starts ClickHouse again, waiting up to
+// ClickHouseStartTimeout.
+func (r *runner) restartClickHouse() error {
+	ctx, cancel := context.WithTimeout(context.Background(), ClickHouseStartTimeout)
+	defer cancel()
+	return r.cfg.ClickHouse.Restart(ctx)
 }
 
 // Run brings the chain up, injects faults for cfg.Duration, lets

@@ -96,7 +96,7 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(out, "airtally chaos: seed %d, %s of faults per sync setting; data and logs in %s\n", seed, duration, dir)
 
 	chDir := filepath.Join(dir, "clickhouse")
-	chs, err := chlocal.Start(ctx, chlocal.Config{Binary: binary, Dir: chDir, Logger: env.Log})
+	chs, err := chlocal.Start(ctx, chlocal.Config{Binary: binary, Dir: chDir, Logger: env.Log, StartTimeout: chaos.ClickHouseStartTimeout})
 	if err != nil {
 		return userErr(err, "could not start a local ClickHouse server in %s", chDir)
 	}
@@ -137,12 +137,35 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 		}
 		if f := res.Failures(); len(f) > 0 {
 			failures = append(failures, fmt.Sprintf("sync %s: %s", chaos.SyncName(always), strings.Join(f, "; ")))
+		} else if err := dropDatabase(ctx, chs, db); err != nil {
+			env.Log.Warn("chaos: drop the database of a run that passed", "database", db, "err", err)
+		} else {
+			// Its thousands of small parts would slow every later start of
+			// ClickHouse 18.16; a failed run's are kept for inspection.
+			fmt.Fprintf(out, "(the run passed: database %s dropped, its logs kept)\n", db)
 		}
 	}
 	fmt.Fprintf(out, "\nlogs and data in %s (remove it when done)\n", dir)
 	if len(failures) > 0 {
 		return userErr(fmt.Errorf("%d of %d runs failed", len(failures), len(settings)),
 			"the chaos run failed: %s (see the account above; --seed %d replays the schedule)", strings.Join(failures, " | "), seed)
+	}
+	return nil
+}
+
+// dropDatabase drops db.
+func dropDatabase(ctx context.Context, srv *chlocal.Server, db string) error {
+	ident, err := chsql.Ident(db)
+	if err != nil {
+		return err
+	}
+	admin, err := srv.Open("")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if err := admin.Exec(ctx, "DROP DATABASE "+ident); err != nil {
+		return fmt.Errorf("drop database %s: %w", db, err)
 	}
 	return nil
 }
