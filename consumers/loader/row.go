@@ -27,7 +27,7 @@ type column struct {
 // migration adds them; see readEventsTable).
 var knownColumns = []column{
 	{"event_id", "UUID", func(e *event.Event, _ meta) any { return e.EventID }},
-	{"kind", "String", func(e *event.Event, _ meta) any { return string(e.Kind) }},
+	{"kind", "String", func(e *event.Event, _ meta) any { return stringValue(string(e.Kind)) }},
 	{"schema_version", "UInt8", func(e *event.Event, _ meta) any { return uint8(e.SchemaVersion) }},
 	{"occurred_at", dateTimeUTC, func(e *event.Event, _ meta) any { return e.OccurredAt.UTC() }},
 	{"occurred_at_ms", "Int64", func(e *event.Event, _ meta) any { return e.OccurredAt.UnixMilli() }},
@@ -52,7 +52,7 @@ var knownColumns = []column{
 	{"continuity", "UInt8", func(e *event.Event, _ meta) any { return boolByte(e.Continuity) }},
 	{"payment_brand", "String", func(e *event.Event, _ meta) any { return e.PaymentBrand }},
 	{"card_last4", "String", func(e *event.Event, _ meta) any { return e.CardLast4 }},
-	{"channel", "String", func(e *event.Event, _ meta) any { return string(e.Channel) }},
+	{"channel", "String", func(e *event.Event, _ meta) any { return stringValue(string(e.Channel)) }},
 	{"promo_code", "String", func(e *event.Event, _ meta) any { return e.PromoCode }},
 	{"vanity_url", "String", func(e *event.Event, _ meta) any { return e.VanityURL }},
 	{"reason", "String", func(e *event.Event, _ meta) any { return e.Reason }},
@@ -63,9 +63,9 @@ var knownColumns = []column{
 	// 0010.
 	{"monitored_system", "String", func(e *event.Event, _ meta) any { return e.MonitoredSystem }},
 	{"monitored_instance", "String", func(e *event.Event, _ meta) any { return e.MonitoredInstance }},
-	{"window_start", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTime(e.WindowStart) }},
+	{"window_start", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTimeValue(e.WindowStart) }},
 	{"window_start_ms", "Int64", func(e *event.Event, _ meta) any { return unixMilli(e.WindowStart) }},
-	{"window_end", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTime(e.WindowEnd) }},
+	{"window_end", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTimeValue(e.WindowEnd) }},
 	{"window_end_ms", "Int64", func(e *event.Event, _ meta) any { return unixMilli(e.WindowEnd) }},
 	{"seq_from", "UInt64", func(e *event.Event, _ meta) any { return e.SeqFrom }},
 	{"seq_to", "UInt64", func(e *event.Event, _ meta) any { return e.SeqTo }},
@@ -105,10 +105,32 @@ func boolByte(b bool) uint8 {
 	return 0
 }
 
-// dateTime is t in UTC, or the Unix epoch (DateTime's zero) when t is unset.
-func dateTime(t time.Time) time.Time {
+// commonValues are the kinds and channels as row values, boxed once: a
+// boxed string costs an allocation, and every row has a kind.
+var commonValues = func() map[string]any {
+	m := map[string]any{string(event.ChannelPhone): string(event.ChannelPhone), string(event.ChannelWeb): string(event.ChannelWeb)}
+	for _, k := range event.Kinds {
+		m[string(k)] = string(k)
+	}
+	return m
+}()
+
+// stringValue is s as a row value, from commonValues when it is there.
+func stringValue(s string) any {
+	if v, ok := commonValues[s]; ok {
+		return v
+	}
+	return s
+}
+
+// epochValue is the Unix epoch (DateTime's zero) as a row value, boxed
+// once: most events have no window, and a boxed time costs an allocation.
+var epochValue any = time.Unix(0, 0).UTC()
+
+// dateTimeValue is t in UTC, or the Unix epoch when t is unset.
+func dateTimeValue(t time.Time) any {
 	if t.IsZero() {
-		return time.Unix(0, 0).UTC()
+		return epochValue
 	}
 	return t.UTC()
 }
@@ -166,7 +188,7 @@ func (d *deadLetter) values(failedAt time.Time) []any {
 func decodeMessage(cols []column, prefix, subject string, data []byte, m meta) (row []any, proj *projRow, dead *deadLetter) {
 	ev, err := event.Decode(data)
 	if err == nil {
-		if want := ev.Subject(prefix); subject != want {
+		if !subjectOf(subject, prefix, ev) {
 			err = &event.ValidationError{Problems: []event.Problem{{
 				Field:  "subject",
 				Reason: "does not match the event's kind, source system and source instance",
@@ -183,6 +205,33 @@ func decodeMessage(cols []column, prefix, subject string, data []byte, m meta) (
 		return row, proj, nil
 	}
 	return nil, nil, newDeadLetter(prefix, subject, data, m.streamSeq, err)
+}
+
+// subjectOf reports whether subject is ev.Subject(prefix), without
+// building that string: this runs for every message.
+func subjectOf(subject, prefix string, ev *event.Event) bool {
+	rest, ok := strings.CutPrefix(subject, prefix)
+	if !ok || !strings.HasPrefix(rest, ".") {
+		return false
+	}
+	kind := string(ev.Kind) // its subject token has '_' for '.'
+	rest = rest[1:]
+	if len(rest) < len(kind) {
+		return false
+	}
+	for i := 0; i < len(kind); i++ {
+		want := kind[i]
+		if want == '.' {
+			want = '_'
+		}
+		if rest[i] != want {
+			return false
+		}
+	}
+	rest = rest[len(kind):]
+	sys, inst := ev.Source.System, ev.Source.Instance
+	return len(rest) == 2+len(sys)+len(inst) && rest[0] == '.' && rest[1:1+len(sys)] == sys &&
+		rest[1+len(sys)] == '.' && rest[2+len(sys):] == inst
 }
 
 // projRow is the row an airing or offer event adds to its projection

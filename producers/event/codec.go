@@ -244,11 +244,22 @@ func parseSlow(data []byte) (*Event, error) {
 	return ev, nil
 }
 
-// parseFast decodes a well-formed event in one pass. It reports false at
-// the first sign of trouble (an unknown field, a wrong type, a bad time, a
-// card number, trailing data), and Parse then takes the slow path that
-// names every problem.
+// parseFast decodes a well-formed event: parseScan for the plain form
+// Encode writes, else parseDecoder. It reports false at the first sign of
+// trouble (an unknown field, a wrong type, a bad time, a card number,
+// trailing data), and Parse then takes the slow path that names every
+// problem.
 func parseFast(data []byte) (*Event, bool) {
+	if ev, ok := parseScan(data); ok {
+		return ev, true
+	}
+	return parseDecoder(data)
+}
+
+// parseDecoder decodes a well-formed event with encoding/json. It is what
+// parseScan's doubts fall back to (nulls, escapes, repeated objects, ...),
+// so that they are decoded as they always were.
+func parseDecoder(data []byte) (*Event, bool) {
 	if pci.Contains(string(data)) {
 		// Something looks like a card number, maybe only inside an exempt
 		// field (an id, a hash): let the slow path look field by field.
