@@ -47,7 +47,15 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, logs: &logBuffer{}}
+	conn, db := testenv.NewDatabase(t, true)
+	return newEnvOn(t, conn, nil, db)
+}
+
+// newEnvOn is newEnv on a given database: conn is the test's connection,
+// loaderConn (nil: conn) the loaders'.
+func newEnvOn(t testing.TB, conn, loaderConn driver.Conn, db string) *env {
+	t.Helper()
+	e := &env{t: t, logs: &logBuffer{}, conn: conn, loaderConn: loaderConn, db: db}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("LOADER_TEST_LOGS") != "" {
 			t.Logf("loader logs:\n%s", e.logs)
@@ -59,7 +67,6 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e.streams = e.streams.WithDefaults()
-	e.conn, e.db = testenv.NewDatabase(t, true)
 	return e
 }
 

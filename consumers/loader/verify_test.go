@@ -17,8 +17,6 @@ import (
 
 	"github.com/airtally/airtally/internal/chlocal"
 	"github.com/airtally/airtally/internal/chsql"
-	"github.com/airtally/airtally/internal/natsembed"
-	"github.com/airtally/airtally/internal/streams"
 	"github.com/airtally/airtally/internal/testenv"
 	"github.com/airtally/airtally/schema"
 )
@@ -220,18 +218,7 @@ func TestInsertReadBack(t *testing.T) {
 	})
 
 	t.Run("loader inserts again and acknowledges once stored", func(t *testing.T) {
-		e := &env{t: t, logs: &logBuffer{}, conn: direct, loaderConn: viaProxy, db: db}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("loader logs:\n%s", e.logs)
-			}
-		})
-		e.nats = testenv.StartNATS(t, natsembed.Config{})
-		e.js = newJS(t, e.nats.URL)
-		if err := streams.Ensure(ctx(t), e.js, e.streams); err != nil {
-			t.Fatal(err)
-		}
-		e.streams = e.streams.WithDefaults()
+		e := newEnvOn(t, direct, viaProxy, db)
 		evs := events(50, 100)
 		e.publish(evs...)
 		held := proxy.arm()

@@ -155,6 +155,12 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 
 // dropDatabase drops db.
 func dropDatabase(ctx context.Context, srv *chlocal.Server, db string) error {
+	return adminDatabase(ctx, srv, "DROP", db)
+}
+
+// adminDatabase runs "verb DATABASE db" (CREATE, DROP) as the server's
+// admin.
+func adminDatabase(ctx context.Context, srv *chlocal.Server, verb, db string) error {
 	ident, err := chsql.Ident(db)
 	if err != nil {
 		return err
@@ -164,8 +170,8 @@ func dropDatabase(ctx context.Context, srv *chlocal.Server, db string) error {
 		return err
 	}
 	defer admin.Close()
-	if err := admin.Exec(ctx, "DROP DATABASE "+ident); err != nil {
-		return fmt.Errorf("drop database %s: %w", db, err)
+	if err := admin.Exec(ctx, verb+" DATABASE "+ident); err != nil {
+		return fmt.Errorf("%s database %s: %w", strings.ToLower(verb), db, err)
 	}
 	return nil
 }
@@ -173,17 +179,8 @@ func dropDatabase(ctx context.Context, srv *chlocal.Server, db string) error {
 // chaosDatabase creates a fresh database db, migrated to the current
 // schema.
 func chaosDatabase(ctx context.Context, srv *chlocal.Server, db string) error {
-	ident, err := chsql.Ident(db)
-	if err != nil {
+	if err := adminDatabase(ctx, srv, "CREATE", db); err != nil {
 		return err
-	}
-	admin, err := srv.Open("")
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	if err := admin.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		return fmt.Errorf("create database %s: %w", db, err)
 	}
 	conn, err := srv.Open(db)
 	if err != nil {
