@@ -20,7 +20,7 @@ func completeness() Built {
 		UID:   UIDCompleteness,
 		Title: "Data completeness",
 		Description: "Is every call and order being recorded? Sources and their heartbeats, downtime, lost events, lines that went " +
-			"silent, late data, the loader's lag, dead letters, and each source's availability against an uptime target with " +
+			"silent, late data, the loader's lag, dead letters, how far the airing figures the dashboards read are behind, and each source's availability against an uptime target with " +
 			"what its incidents cost in airings.",
 		Tags:    []string{"operations"},
 		Time:    TimeRange{From: "now-7d", To: "now"},
@@ -38,6 +38,7 @@ func completeness() Built {
 		byName("airings_partly_recorded", title("Airings partly recorded"), thresholds(alarmAbove(1))),
 		byName("airings_no_response", title("Paid airings without response"), thresholds(alarmAbove(1))),
 		byName("dead_letters", title("Dead letters"), thresholds(alarmAbove(1))),
+		byName("projection_lag_s", title("Airing figures behind by"), unit("s"), thresholds(alarmAbove(300))),
 	), q(`
 SELECT
     (SELECT count() FROM source_downtime WHERE start_ms <= `+toMS+` AND end_ms >= `+toMS+`) AS sources_down,
@@ -46,8 +47,9 @@ SELECT
     (SELECT count() FROM line_outages WHERE `+overlaps+`) AS silent_lines,
     (SELECT count() FROM airing_accountability WHERE status = 'partial' AND $__timeFilter(aired_at)) AS airings_partly_recorded,
     (SELECT count() FROM airing_accountability WHERE status = 'no_response' AND $__timeFilter(aired_at)) AS airings_no_response,
-    (SELECT count() FROM dead_letters FINAL WHERE $__timeFilter(failed_at)) AS dead_letters`,
-		"sources_down", "open_gaps", "lost_events", "silent_lines", "airings_partly_recorded", "airings_no_response", "dead_letters"))
+    (SELECT count() FROM dead_letters FINAL WHERE $__timeFilter(failed_at)) AS dead_letters,
+    (SELECT toInt64(if(count() = 0, 0, dateDiff('second', min(if(version = 0, marked_at, computed_from)), now()))) FROM projection_status WHERE dirty = 1) AS projection_lag_s`,
+		"sources_down", "open_gaps", "lost_events", "silent_lines", "airings_partly_recorded", "airings_no_response", "dead_letters", "projection_lag_s"))
 
 	b.panel(tablePanel(2, "Sources and heartbeats",
 		"Every source that sent events up to the end of the period: its last event and heartbeat, and its state then. "+

@@ -3,6 +3,7 @@ package dashboards
 import (
 	"context"
 	"encoding/json"
+	"github.com/airtally/airtally/consumers/projector"
 	"io"
 	"log/slog"
 	"strings"
@@ -115,6 +116,21 @@ func newFixture(t *testing.T) *fixture {
 	}
 	for _, table := range []string{"events", "airings", "offers", "dead_letters"} {
 		copyTable(t, f.conn, f.db, f.ch, f.chdb, table)
+	}
+	// The panels read the airing projection: compute it on both engines
+	// (on chDB from scratch, the copy having no marks).
+	for _, db := range []struct {
+		name string
+		db   projector.DB
+		in   string
+	}{{"ClickHouse 18.16", projector.Native(f.conn), f.db}, {"chDB", reporttest.CHDBDB(f.ch), f.chdb}} {
+		p, err := projector.New(db.db, projector.Config{Database: db.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.CatchUp(ctx); err != nil {
+			t.Fatalf("%s: projector: %v", db.name, err)
+		}
 	}
 	return f
 }

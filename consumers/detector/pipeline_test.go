@@ -2,6 +2,7 @@ package detector
 
 import (
 	"context"
+	"github.com/airtally/airtally/consumers/projector"
 	"io"
 	"log/slog"
 	"sync"
@@ -223,5 +224,19 @@ func project(t *testing.T, conn driver.Conn, db string, ds []faultday.Delivery, 
 	}
 	if err := airings.Insert(t.Context(), conn, db, ps); err != nil {
 		t.Fatalf("project the schedule: %v", err)
+	}
+	catchUp(t, projector.Native(conn), db)
+}
+
+// catchUp brings db's airing projection up to date (the accountability
+// views read it).
+func catchUp(t *testing.T, x projector.DB, db string) {
+	t.Helper()
+	p, err := projector.New(x, projector.Config{Database: db, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CatchUp(t.Context()); err != nil {
+		t.Fatalf("projector: %v", err)
 	}
 }

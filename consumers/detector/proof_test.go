@@ -361,10 +361,13 @@ func copyToCHDB(t *testing.T, conn driver.Conn, db string, ch *testenv.CHDB, cdb
 			}
 		}
 	}
+	catchUp(t, chdbQuerier{ch}, cdb)
 }
 
-// chdbQuerier runs queries on the chDB session.
+// chdbQuerier runs queries and statements on the chDB session.
 type chdbQuerier struct{ ch *testenv.CHDB }
+
+func (q chdbQuerier) Exec(_ context.Context, sql string) error { return q.ch.Exec(sql) }
 
 func (q chdbQuerier) Query(_ context.Context, sql string) ([]report.Row, error) {
 	rows, err := q.ch.QueryJSON(sql)

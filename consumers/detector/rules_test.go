@@ -2,6 +2,7 @@ package detector
 
 import (
 	"fmt"
+	"github.com/airtally/airtally/consumers/projector"
 	"math"
 	"strings"
 	"testing"
@@ -234,6 +235,7 @@ func TestAccountabilityRules(t *testing.T) {
 	if err := airings.Insert(t.Context(), conn, db, ps); err != nil {
 		t.Fatal(err)
 	}
+	catchUp(t, projector.Native(conn), db)
 	from, to := d.from.Add(-time.Hour), d.from.Add(24*time.Hour)
 	on18, err := accountability.Query(t.Context(), report.Native(conn), db, from, to)
 	if err != nil {

@@ -12,7 +12,8 @@ import (
 
 // DirectInserter writes events into a database's events table as the
 // loader does (the same columns, values and batch insert), without
-// JetStream and without the loader's read-back: for measuring ClickHouse's
+// JetStream, without the loader's read-back and without marking the
+// airing projection's days (consumers/projector): for measuring ClickHouse's
 // insert rate alone (airtally bench) with the loader's own rows, and for
 // tests that fill a table.
 type DirectInserter struct {

@@ -96,12 +96,14 @@ var ErrSchema = errors.New("loader: the events table does not match the loader")
 // eventsTable is the events table of one database as the loader fills it.
 type eventsTable struct {
 	cols     []column
-	loaded   int      // index of loaded_at in cols
-	occurred int      // index of occurred_at in cols
-	kind     int      // index of kind in cols
-	eventID  int      // index of event_id in cols
-	query    string   // INSERT INTO db.events (cols…)
-	missing  []string // known columns the table does not have
+	loaded   int // index of loaded_at in cols
+	occurred int // index of occurred_at in cols
+	kind     int // index of kind in cols
+	eventID  int // index of event_id in cols
+	// indexes of occurred_at_ms and order_id in cols (projection marks)
+	occurredMS, orderID int
+	query               string   // INSERT INTO db.events (cols…)
+	missing             []string // known columns the table does not have
 }
 
 // readEventsTable reads the columns of db.events and keeps the known ones
@@ -150,6 +152,10 @@ func readEventsTable(ctx context.Context, conn driver.Conn, db string) (*eventsT
 			t.kind = len(t.cols)
 		case "event_id":
 			t.eventID = len(t.cols)
+		case "occurred_at_ms":
+			t.occurredMS = len(t.cols)
+		case "order_id":
+			t.orderID = len(t.cols)
 		}
 		t.cols = append(t.cols, c)
 		names = append(names, c.name)

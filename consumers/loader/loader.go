@@ -211,6 +211,7 @@ type batch struct {
 	bytes         int
 	inserted      bool // the events rows
 	projected     bool // the projection rows (airings, offers)
+	marked        bool // the airing projection's dirty days
 	recorded      bool // the dead_letters rows
 }
 
@@ -361,7 +362,7 @@ func (l *Loader) abandon(b *batch, cause error) {
 // insertEvents inserts the rows of b, once.
 func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) error {
 	if b.inserted {
-		return l.insertProjections(ctx, b)
+		return l.insertProjections(ctx, t, b)
 	}
 	rows := make([][]any, 0, len(b.items))
 	now := time.Now().UTC()
@@ -373,7 +374,7 @@ func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) err
 	}
 	if len(rows) == 0 {
 		b.inserted = true
-		return l.insertProjections(ctx, b)
+		return l.insertProjections(ctx, t, b)
 	}
 	ictx, cancel := context.WithTimeout(ctx, l.cfg.InsertTimeout)
 	defer cancel()
@@ -385,29 +386,36 @@ func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) err
 	}
 	b.inserted = true
 	l.m.batchLoaded(len(rows))
-	return l.insertProjections(ctx, b)
+	return l.insertProjections(ctx, t, b)
 }
 
 // insertProjections inserts the projection rows of b, once, after its
-// events rows.
-func (l *Loader) insertProjections(ctx context.Context, b *batch) error {
-	if b.projected {
-		return nil
-	}
+// events rows, then marks the airing projection's days they may change.
+func (l *Loader) insertProjections(ctx context.Context, t *eventsTable, b *batch) error {
 	var projs []*projRow
+	rows := make([][]any, 0, len(b.items))
 	for _, it := range b.items {
 		if it.proj != nil {
 			projs = append(projs, it.proj)
 		}
+		if it.row != nil {
+			rows = append(rows, it.row)
+		}
 	}
-	if len(projs) > 0 {
-		ictx, cancel := context.WithTimeout(ctx, l.cfg.InsertTimeout)
-		defer cancel()
+	ictx, cancel := context.WithTimeout(ctx, l.cfg.InsertTimeout)
+	defer cancel()
+	if !b.projected && len(projs) > 0 {
 		if err := insertProjections(ictx, l.conn, l.cfg.Database, projs); err != nil {
 			return err
 		}
 	}
 	b.projected = true
+	if !b.marked {
+		if err := markProjection(ictx, l.conn, l.cfg.Database, t, rows, projs); err != nil {
+			return err
+		}
+		b.marked = true
+	}
 	return nil
 }
 

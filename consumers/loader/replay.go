@@ -431,7 +431,7 @@ func (p *replayRun) insertAll(ctx context.Context, in <-chan *replayBatch) error
 				}
 				inserted = true
 			}
-			return nil
+			return markProjection(ictx, p.conn, p.lc.Database, p.table, b.rows, b.projs)
 		})
 		s.InsertSeconds += time.Since(start).Seconds()
 		if err != nil {

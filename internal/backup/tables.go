@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/airtally/airtally/internal/report"
 	"io"
 	"reflect"
 	"slices"
@@ -30,9 +31,15 @@ type tableHeader struct {
 }
 
 // listTables returns the database's tables (not views), by name.
+//
+// The airing projection's tables are left out: they are derived, and a
+// restored database computes them again from the restored events (the
+// projector starts from scratch; until it has, reports compute on read),
+// so that they can never disagree with the events restored beside them.
 func listTables(ctx context.Context, conn driver.Conn, db string) ([]string, error) {
 	q := "SELECT name FROM system.tables WHERE database = " + chsql.String(db) +
-		" AND engine NOT LIKE '%View' ORDER BY name"
+		" AND engine NOT LIKE '%View' AND name NOT IN " +
+		"(" + chsql.String(report.TableMeasures) + ", " + chsql.String(report.TableDays) + ", " + chsql.String(report.TableMarks) + ") ORDER BY name"
 	rows, err := conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("list tables of %s: %w", db, err)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/airtally/airtally/consumers/projector"
 	"io"
 	"net"
 	"net/http"
@@ -164,6 +165,16 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	go func() {
 		defer wg.Done()
 		loaderErr <- l.Run(runCtx)
+	}()
+	// Projector: the airing figures reports and dashboards read.
+	proj, err := projector.New(projector.Native(conn), projector.Config{Database: lf.database, Log: env.Log})
+	if err != nil {
+		return userErr(err, "the projector configuration is not valid")
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = proj.Run(runCtx)
 	}()
 	// Shut down in order: stop taking requests, stop the components and
 	// wait for them, then close the publishers they publish through.

@@ -23,6 +23,7 @@ func runReport(ctx context.Context, env *Env, args []string) error {
 		logs                                 logFlags
 		ch                                   chFlags
 		from, to, by, format, dayStart, week string
+		source                               string
 		o                                    report.Options
 	)
 	fs.StringVar(&from, "from", "", "first broadcast day (YYYY-MM-DD) or an exact start (RFC 3339); required")
@@ -37,6 +38,7 @@ func runReport(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&o.Config.DaypartTimeZone, "daypart-tz", "", "time zone of the dayparts (default: --tz)")
 	fs.StringVar(&dayStart, "day-start", "06:00", "when the broadcast day starts")
 	fs.StringVar(&week, "week-start", "monday", "first day of the broadcast week")
+	fs.StringVar(&source, "source", string(report.SourceAuto), "auto: the airing projection for the days it has computed, on read for the others; on-read: every figure computed from the events (to audit the projection; the same figures, slower)")
 	logs.register(fs, filepath.Join(".airtally", "airtally.log"))
 	ch.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -67,6 +69,11 @@ func runReport(ctx context.Context, env *Env, args []string) error {
 		}
 		o.By = report.By(by)
 	}
+	switch o.Source = report.Source(source); o.Source {
+	case report.SourceAuto, report.SourceOnRead:
+	default:
+		return &flagError{msg: "--source must be auto or on-read"}
+	}
 	f := report.Format(format)
 	if f != report.FormatText && f != report.FormatCSV && f != report.FormatJSON {
 		return &flagError{msg: "--format must be text, csv or json"}
@@ -82,6 +89,7 @@ func runReport(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return userErr(err, "the report could not be computed (is the schema migrated? run 'airtally migrate')")
 	}
+	env.Log.Info("report: figures read", "days_from_projection", res.Read.DaysFromProjection, "days_on_read", res.Read.DaysOnRead)
 	if err := report.Write(env.Stdout, res, f); err != nil {
 		return fmt.Errorf("write the report: %w", err)
 	}

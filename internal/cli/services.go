@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/airtally/airtally/consumers/loader"
+	"github.com/airtally/airtally/consumers/projector"
 	"github.com/airtally/airtally/internal/connect"
 	"github.com/airtally/airtally/internal/streams"
 	"github.com/airtally/airtally/internal/waitfor"
@@ -23,6 +24,7 @@ func init() {
 	register(command{name: "gateway", summary: "run the HTTP gateway (POST /v1/events) for systems that cannot speak NATS", run: runGateway})
 	register(command{name: "loader", summary: "run the ClickHouse loader (JetStream → ClickHouse, exactly once)", run: runLoader})
 	register(command{name: "replay", summary: "rebuild the ClickHouse tables from the stream into a fresh database", run: runReplay})
+	register(command{name: "projector", summary: "keep the airing projection (the figures reports and dashboards read) up to date", run: runProjector})
 }
 
 // jetStream connects to NATS and, if ensure is set, creates or updates the
@@ -230,9 +232,11 @@ type loaderFlags struct {
 	maxAckPending int
 	ackWait       time.Duration
 	backoffMax    time.Duration
+	projector     bool
 }
 
 func (l *loaderFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&l.projector, "projector", true, "also keep the airing projection in this process (as airtally projector does); one per database is enough, more are safe")
 	fs.StringVar(&l.consumer, "consumer", loader.DefaultConsumer, "durable consumer shared by all loader instances")
 	fs.IntVar(&l.batchSize, "batch-size", loader.DefaultBatchSize, "most events in one insert")
 	fs.DurationVar(&l.flush, "flush-interval", loader.DefaultFlushInterval, "how long a batch waits for more events")
@@ -286,10 +290,51 @@ func runLoader(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return userErr(err, "the loader configuration is not valid")
 	}
+	if lf.projector {
+		p, err := projector.New(projector.Native(conn), projector.Config{Database: chCfg.Database, Log: env.Log})
+		if err != nil {
+			return userErr(err, "the projector configuration is not valid")
+		}
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = p.Run(pctx)
+		}()
+		defer func() { stop(); <-done }()
+	}
 	if err := l.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return userErr(err, "the loader stopped")
 	}
 	return nil
+}
+
+// runProjector keeps the airing projection of one database up to date
+// (consumers/projector).
+func runProjector(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "projector")
+	var logs logFlags
+	var cf chFlags
+	interval := fs.Duration("interval", 2*time.Second, "pause between passes that found nothing to compute")
+	logs.register(fs, "-")
+	cf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := logs.setup(env); err != nil {
+		return err
+	}
+	chCfg := cf.config().WithDefaults()
+	conn, err := connect.OpenClickHouse(ctx, chCfg)
+	if err != nil {
+		return userErr(err, "could not reach ClickHouse at %v", chCfg.Addrs)
+	}
+	defer conn.Close()
+	p, err := projector.New(projector.Native(conn), projector.Config{Database: chCfg.Database, Interval: *interval, Log: env.Log})
+	if err != nil {
+		return userErr(err, "the projector configuration is not valid")
+	}
+	return p.Run(ctx)
 }
 
 func runReplay(ctx context.Context, env *Env, args []string) error {

@@ -2,6 +2,7 @@ package report_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +12,11 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
+
+	"github.com/airtally/airtally/consumers/detector/accountability"
+	"github.com/airtally/airtally/consumers/projector"
+	"github.com/airtally/airtally/producers/event"
 
 	"github.com/airtally/airtally/internal/chsql"
 	"github.com/airtally/airtally/internal/report"
@@ -26,6 +32,14 @@ import (
 // It runs only with -bench, e.g.
 //
 //	go test ./internal/report -run '^$' -bench BroadcastYear -benchtime 1x
+//
+// It prints, for a year per airing, a year by offer, a week and a day,
+// the report on read (before the projection) and from the projection
+// (after), as wall time and as server CPU time (system.query_log), and
+// checks that both give the same JSON; how long the projector takes to
+// compute the year from nothing and to catch up after a post-log that
+// moves an airing of a busy day; what marking an insert costs; and the
+// projection's size on disk beside the events'.
 func BenchmarkReportBroadcastYear(b *testing.B) {
 	scale := 1.0
 	if s := os.Getenv("AIRTALLY_BENCH_SCALE"); s != "" {
@@ -36,13 +50,12 @@ func BenchmarkReportBroadcastYear(b *testing.B) {
 		scale = v
 	}
 	conn, db := testenv.NewDatabase(b, true)
-	ctx := clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{"max_memory_usage": 12 << 30}))
+	ctx := clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{"max_memory_usage": 12 << 30, "log_queries": 1}))
 	year := time.Date(2026, 1, 5, 11, 0, 0, 0, time.UTC) // Monday 06:00 New York
 	start := time.Now()
 	events := generateYear(b, ctx, conn, db, year, scale)
 	b.Logf("generated %d airings and %d events in %s", int(50000*scale), events, time.Since(start).Round(time.Second))
 
-	q := report.Native(conn)
 	cases := []struct {
 		name string
 		o    report.Options
@@ -52,19 +65,176 @@ func BenchmarkReportBroadcastYear(b *testing.B) {
 		{"week_by_airing", report.Options{Filter: report.Filter{From: year.AddDate(0, 0, 182), To: year.AddDate(0, 0, 189)}}},
 		{"day_by_airing", report.Options{Filter: report.Filter{From: year.AddDate(0, 0, 200), To: year.AddDate(0, 0, 201)}}},
 	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			c.o.Database = db
-			var res *report.Result
-			for b.Loop() {
-				var err error
-				if res, err = report.Run(ctx, q, c.o); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(len(res.Airings)+len(res.Rollups)), "rows")
-		})
+	q := &timedQuerier{conn: conn}
+	type timing struct {
+		wall, cpu time.Duration
+		json      string
+		rows      int
 	}
+	runCase := func(o report.Options) timing {
+		o.Database = db
+		q.ids = nil
+		t0 := time.Now()
+		res, err := report.Run(ctx, q, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wall := time.Since(t0)
+		j, _ := json.Marshal(res)
+		return timing{wall: wall, cpu: q.cpu(b, ctx), json: string(j), rows: len(res.Airings) + len(res.Rollups)}
+	}
+	before := map[string]timing{}
+	for _, c := range cases {
+		o := c.o
+		o.Source = report.SourceOnRead
+		before[c.name] = runCase(o)
+	}
+
+	x := projector.Native(conn)
+	p, err := projector.New(x, projector.Config{Database: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := p.CatchUp(ctx); err != nil {
+		b.Fatal(err)
+	}
+	build := time.Since(t0)
+
+	b.Logf("%-16s %12s %12s %12s %12s %6s %s", "report", "wall before", "wall after", "CPU before", "CPU after", "rows", "same JSON")
+	for _, c := range cases {
+		var after timing
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				after = runCase(c.o)
+			}
+			b.ReportMetric(float64(after.rows), "rows")
+			b.ReportMetric(after.cpu.Seconds()*1000, "cpu-ms")
+		})
+		bf := before[c.name]
+		same := after.json == bf.json
+		if !same {
+			b.Errorf("%s: the projection's report differs from the report on read", c.name)
+		}
+		b.Logf("%-16s %12s %12s %12s %12s %6d %v", c.name, bf.wall.Round(time.Millisecond), after.wall.Round(time.Millisecond),
+			bf.cpu.Round(time.Millisecond), after.cpu.Round(time.Millisecond), after.rows, same)
+	}
+	b.Logf("projector: the whole year from nothing in %s", build.Round(100*time.Millisecond))
+	for _, c := range []struct {
+		name     string
+		from, to time.Time
+	}{{"accountability, year", year, year.AddDate(0, 0, 364)}, {"accountability, day", year.AddDate(0, 0, 200), year.AddDate(0, 0, 201)}} {
+		q.ids = nil
+		t0 := time.Now()
+		acc, err := accountability.Query(ctx, q, db, c.from, c.to)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s (%d airings, from the projection): %s, CPU %s", c.name, len(acc), time.Since(t0).Round(time.Millisecond), q.cpu(b, ctx).Round(time.Millisecond))
+	}
+
+	// A post-log moves an airing of the busiest day by 90 minutes.
+	var busy string
+	if err := conn.QueryRow(ctx, "SELECT toString(toDate(aired_at)) FROM "+db+".airings GROUP BY toDate(aired_at) ORDER BY count() DESC, toDate(aired_at) LIMIT 1").Scan(&busy); err != nil {
+		b.Fatal(err)
+	}
+	var moved string
+	if err := conn.QueryRow(ctx, "SELECT min(airing_id) FROM "+db+".airings WHERE toDate(aired_at) = toDate('"+busy+"') AND did_not_run = 0").Scan(&moved); err != nil {
+		b.Fatal(err)
+	}
+	if err := conn.Exec(ctx, "INSERT INTO "+db+".airings SELECT airing_id, 'airing.revised', offer, station, market, media_type, isci, aired_at + 5400, aired_at_ms + 5400000,"+
+		" aired_until, aired_until_ms, length_seconds, spend_cents, currency, dnis, promo_code, vanity_url, did_not_run, source_system, source_instance, version + 1,"+
+		" generateUUIDv4(), stream_seq, now() FROM "+db+".airings WHERE airing_id = '"+moved+"'"); err != nil {
+		b.Fatal(err)
+	}
+	t0 = time.Now()
+	if err := projector.Mark(ctx, x, db, []projector.Touch{{Kind: event.AiringRevised, AiringID: moved}}); err != nil {
+		b.Fatal(err)
+	}
+	marked := time.Since(t0)
+	st, err := p.Pass(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("post-log of airing %s on %s (the busiest day): marked in %s; the projector caught up in %s (%d days, %d statements)",
+		moved, busy, marked.Round(time.Millisecond), st.Duration.Round(time.Millisecond), st.Days, st.Statements)
+	day := cases[3].o
+	busyDay, _ := time.Parse(time.DateOnly, busy)
+	day.Filter = report.Filter{From: busyDay, To: busyDay.AddDate(0, 0, 1)}
+	after := runCase(day)
+	onRead := day
+	onRead.Source = report.SourceOnRead
+	if bf := runCase(onRead); bf.json != after.json {
+		b.Errorf("after the post-log: the busy day from the projection differs from on read")
+	} else {
+		b.Logf("after the post-log: the busy day from the projection %s (CPU %s), on read %s (CPU %s), same JSON",
+			after.wall.Round(time.Millisecond), after.cpu.Round(time.Millisecond), bf.wall.Round(time.Millisecond), bf.cpu.Round(time.Millisecond))
+	}
+
+	// What marking an insert costs: a loader batch of 5,000 calls and
+	// orders of one hour, 1 in 20 a cancellation of an earlier order.
+	touches := make([]projector.Touch, 0, 5000)
+	at := busyDay.Add(15 * time.Hour).UnixMilli()
+	for i := range 5000 {
+		t := projector.Touch{Kind: event.CallReceived, At: at + int64(i)*720}
+		if i%20 == 0 {
+			t = projector.Touch{Kind: event.OrderCancelled, At: t.At, OrderID: fmt.Sprintf("o%d", i*997)}
+		}
+		touches = append(touches, t)
+	}
+	t0 = time.Now()
+	const rounds = 10
+	for range rounds {
+		if err := projector.Mark(ctx, x, db, touches); err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := time.Since(t0) / rounds
+	b.Logf("marking a batch of 5,000 events (250 cancellations): %s per batch, %.1f µs per event", per.Round(100*time.Microsecond), float64(per.Microseconds())/5000)
+
+	rows, err := conn.Query(ctx, "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE active AND database = '"+db+"' AND table IN ('events', 'airing_measures', 'projection_days', 'projection_marks') GROUP BY table ORDER BY table")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var table string
+		var n, bytes uint64
+		if err := rows.Scan(&table, &n, &bytes); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("on disk: %-17s %11d rows %9.1f MB", table, n, float64(bytes)/1e6)
+	}
+}
+
+// timedQuerier runs the report's queries with query ids, to sum their
+// server CPU time from system.query_log.
+type timedQuerier struct {
+	conn driver.Conn
+	ids  []string
+}
+
+func (q *timedQuerier) Query(ctx context.Context, sql string) ([]report.Row, error) {
+	id := uuid.NewString()
+	q.ids = append(q.ids, id)
+	return report.Native(q.conn).Query(clickhouse.Context(ctx, clickhouse.WithQueryID(id)), sql)
+}
+
+// cpu is the server CPU time of the queries run since ids was reset.
+func (q *timedQuerier) cpu(b *testing.B, ctx context.Context) time.Duration {
+	if err := q.conn.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
+		b.Fatal(err)
+	}
+	quoted := make([]string, len(q.ids))
+	for i, id := range q.ids {
+		quoted[i] = "'" + id + "'"
+	}
+	var us uint64
+	if err := q.conn.QueryRow(ctx, "SELECT toUInt64(sum(ProfileEvents.Values[indexOf(ProfileEvents.Names, 'OSCPUVirtualTimeMicroseconds')])) FROM system.query_log"+
+		" WHERE type = 2 AND query_id IN ("+strings.Join(quoted, ", ")+")").Scan(&us); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(us) * time.Microsecond
 }
 
 // generateYear fills the database with a broadcast year and returns the

@@ -29,7 +29,13 @@ func TestDocumentedQueriesRun(t *testing.T) {
 		}
 	}
 	blocks := sqlBlockRE.FindAllStringSubmatch(string(doc), -1)
-	if len(blocks) < len(report.ViewNames())-6 {
+	views := 0 // the audit views share their twins' examples
+	for _, name := range report.ViewNames() {
+		if !strings.HasSuffix(name, report.OnReadSuffix) {
+			views++
+		}
+	}
+	if len(blocks) < views-6 {
 		t.Fatalf("only %d example queries in docs/airings.md", len(blocks))
 	}
 	d := demoday.Generate(demoday.Config{Date: testDate, Seed: 51})

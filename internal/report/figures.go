@@ -356,3 +356,7 @@ func asTime(raw any) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("want a time, got %T", raw)
 }
+
+// AsInt reads an integer column as either engine returns it (the
+// driver's integer types, or a JSON number or string from chDB).
+func AsInt(raw any) (int64, error) { return asInt(raw) }

@@ -56,6 +56,9 @@ var additiveColumns = []string{
 	"window_calls", "baseline_calls", "baseline_minutes", "expected_baseline_calls", "lift",
 }
 
+// floatColumns are the additive columns that are Float64.
+var floatColumns = map[string]bool{"expected_baseline_calls": true, "lift": true}
+
 // shownSQL selects the airings shown, plus the unattributed bucket as an
 // airing with the id ”.
 func (b *builder) shownSQL() string {
@@ -130,7 +133,24 @@ GROUP BY q_airing_id`
 // metricsSQL adds up, per airing, its calls (attributed, in its window,
 // in its baseline period) and its orders. The unattributed bucket (”)
 // counts calls and orders of the report's range only.
-func (b *builder) metricsSQL() string {
+func (b *builder) metricsSQL() string { return b.metricsOf(false) }
+
+// metricsOf is metricsSQL; for the projection (store) it also groups the
+// unattributed bucket by minute (m_minute, the minute's first
+// millisecond; 0 for an airing) and collects every attributed call's
+// minute since air time (m_curve, one element per call: the response
+// curve).
+func (b *builder) metricsOf(store bool) string {
+	callMinute, orderMinute, callCurve, orderCurve, groupMinute, aggMinute, callTimes := "", "", "", "", "", "", ""
+	if store {
+		callTimes = "\n            received_at_ms AS r_ms,\n            airing_aired_at_ms AS r_aired_ms,"
+		callMinute = "\n        if(tupleElement(r_pair, 1) = '', toInt64(intDiv(r_ms, 60000) * 60000), toInt64(0)) AS r_minute,"
+		orderMinute = "\n        if(airing_id = '', toInt64(intDiv(placed_at_ms, 60000) * 60000), toInt64(0)) AS r_minute,"
+		callCurve = ",\n        if(tupleElement(r_pair, 2) = 1 AND tupleElement(r_pair, 1) != '', [toInt64(intDiv(r_ms - r_aired_ms, 60000))], emptyArrayInt64()) AS r_curve"
+		orderCurve = ",\n        emptyArrayInt64() AS r_curve"
+		groupMinute = ", r_minute"
+		aggMinute = "\n    r_minute AS m_minute,\n    groupArrayArray(r_curve) AS m_curve,"
+	}
 	own := "[(airing_id, toUInt8(1))]"
 	orderWhere := ""
 	if b.sc != nil {
@@ -138,7 +158,7 @@ func (b *builder) metricsSQL() string {
 		orderWhere = fmt.Sprintf("\n        WHERE airing_id != '' OR (placed_at_ms >= %s AND placed_at_ms < %s)", ms(b.sc.lo), ms(b.sc.hi))
 	}
 	return `SELECT
-    r_airing_id AS m_airing_id,
+    r_airing_id AS m_airing_id,` + aggMinute + `
     sum(r_calls) AS m_calls,
     sum(r_answered) AS m_answered,
     sum(r_abandoned) AS m_abandoned,
@@ -155,7 +175,7 @@ func (b *builder) metricsSQL() string {
 FROM
 (
     SELECT
-        tupleElement(r_pair, 1) AS r_airing_id,
+        tupleElement(r_pair, 1) AS r_airing_id,` + callMinute + `
         toUInt64(tupleElement(r_pair, 2) = 1) AS r_calls,
         toUInt64(tupleElement(r_pair, 2) = 1 AND answered = 1) AS r_answered,
         toUInt64(tupleElement(r_pair, 2) = 1 AND abandoned = 1) AS r_abandoned,
@@ -168,12 +188,12 @@ FROM
         toInt64(0) AS r_gross,
         toInt64(0) AS r_refunds,
         toInt64(0) AS r_upsells,
-        toUInt64(0) AS r_continuity
+        toUInt64(0) AS r_continuity` + callCurve + `
     FROM
     (
         SELECT
             answered,
-            abandoned,
+            abandoned,` + callTimes + `
             arrayJoin(arrayConcat(
                 ` + own + `,
                 arrayMap(x -> (x, toUInt8(2)), window_airings),
@@ -183,7 +203,7 @@ FROM
     )
     UNION ALL
     SELECT
-        airing_id AS r_airing_id,
+        airing_id AS r_airing_id,` + orderMinute + `
         toUInt64(0) AS r_calls,
         toUInt64(0) AS r_answered,
         toUInt64(0) AS r_abandoned,
@@ -196,13 +216,40 @@ FROM
         amount_cents AS r_gross,
         refund_cents AS r_refunds,
         upsell_count AS r_upsells,
-        toUInt64(continuity) AS r_continuity
+        toUInt64(continuity) AS r_continuity` + orderCurve + `
     FROM ` + indentTail(b.ref(ViewOrderAttribution), 1) + orderWhere + `
 )
-GROUP BY r_airing_id`
+GROUP BY r_airing_id` + groupMinute
 }
 
 func (b *builder) figuresSQL() string {
+	return b.figuresOver("baseline_minutes", "(\n"+indent(b.shownCoveredSQL())+"\n) AS a2\nALL LEFT JOIN\n(\n"+indent(b.metricsSQL())+"\n) AS m ON airing_id = m_airing_id")
+}
+
+// shownCoveredSQL is the airings shown (and the unattributed bucket) with
+// their baseline minutes (the minutes of the baseline period no response
+// window on the DNIS overlaps).
+func (b *builder) shownCoveredSQL() string {
+	base := chsql.Int(int64(b.cfg.BaselineMinutes))
+	return `SELECT
+    airing_id, status, offer, station, market, media_type, isci, dnis, promo_code, vanity_url,
+    aired_at, aired_at_ms, aired_until_ms, length_seconds, did_not_run, offer_currency, window_minutes,
+    target_ratio_pct, media_cost_cents, response_start_ms, response_end_ms,
+    if(airing_id = '' OR did_not_run = 1 OR dnis_key = '', toInt64(0), ` + base + ` - q_covered) AS baseline_minutes
+FROM
+(
+` + indent(b.shownSQL()) + `
+) AS a
+ALL LEFT JOIN
+(
+` + indent(b.coveredSQL()) + `
+) AS q ON airing_id = q_airing_id`
+}
+
+// figuresOver is the figures layer over from, which gives the columns of
+// shownSQL (but dnis_key), the baseline minutes as the column named
+// baseline, and metricsSQL's m_ measures.
+func (b *builder) figuresOver(baseline, from string) string {
 	tz, dtz := tzLiteral(b.cfg.TimeZone), tzLiteral(b.cfg.DaypartTimeZone)
 	dayMinute := fmt.Sprintf("toHour(aired_at, %[1]s) * 60 + toMinute(aired_at, %[1]s)", tz)
 	daypartMinute := fmt.Sprintf("toHour(aired_at, %[1]s) * 60 + toMinute(aired_at, %[1]s)", dtz)
@@ -216,7 +263,10 @@ func (b *builder) figuresSQL() string {
 	day := fmt.Sprintf("toDate(aired_at, %s) - toUInt8((%s) < %d)", tz, dayMinute, int(b.cfg.DayStart.Minutes()))
 	back := fmt.Sprintf("(toDayOfWeek(broadcast_day) + %d)", 7-b.cfg.WeekStart)
 	week := fmt.Sprintf("broadcast_day - toUInt8(%[1]s - intDiv(%[1]s, 7) * 7)", back)
-	base := chsql.Int(int64(b.cfg.BaselineMinutes))
+	baselineColumn := "baseline_minutes"
+	if baseline != baselineColumn {
+		baselineColumn = baseline + " AS baseline_minutes"
+	}
 
 	return `SELECT
     airing_id,
@@ -260,31 +310,11 @@ func (b *builder) figuresSQL() string {
     if(target_ratio_pct > 0, media_cost_cents * target_ratio_pct, toInt64(0)) AS required_revenue_x100,
     m_window_calls AS window_calls,
     m_baseline_calls AS baseline_calls,
-    baseline_minutes,
+    ` + baselineColumn + `,
     (response_end_ms - response_start_ms) / 60000 AS window_length_minutes,
     if(baseline_minutes = 0, 0, m_baseline_calls / baseline_minutes) * window_length_minutes AS expected_baseline_calls,
     m_window_calls - expected_baseline_calls AS lift,
-    ` + strings.Join(derivedSQL(), ",\n    ") + `
-FROM
-(
-    SELECT
-        airing_id, status, offer, station, market, media_type, isci, dnis, promo_code, vanity_url,
-        aired_at, aired_at_ms, aired_until_ms, length_seconds, did_not_run, offer_currency, window_minutes,
-        target_ratio_pct, media_cost_cents, response_start_ms, response_end_ms,
-        if(airing_id = '' OR did_not_run = 1 OR dnis_key = '', toInt64(0), ` + base + ` - q_covered) AS baseline_minutes
-    FROM
-    (
-` + indent(indent(b.shownSQL())) + `
-    ) AS a
-    ALL LEFT JOIN
-    (
-` + indent(indent(b.coveredSQL())) + `
-    ) AS q ON airing_id = q_airing_id
-) AS a2
-ALL LEFT JOIN
-(
-` + indent(b.metricsSQL()) + `
-) AS m ON airing_id = m_airing_id`
+    ` + strings.Join(derivedSQL(), ",\n    ") + "\nFROM\n" + from
 }
 
 func (b *builder) curveSQL() string {
@@ -307,6 +337,13 @@ func (b *builder) rollupSQL(d Dimension) string {
 	sums := make([]string, 0, len(additiveColumns))
 	names := make([]string, 0, len(additiveColumns))
 	for _, c := range additiveColumns {
+		if floatColumns[c] {
+			// Summed in sorted order: the same figures give the same
+			// sum to the last bit, however the rows arrive.
+			sums = append(sums, "arraySum(arraySort(groupArray("+c+"))) AS t_"+c)
+			names = append(names, "t_"+c+" AS "+c)
+			continue
+		}
 		sums = append(sums, "sum("+c+") AS t_"+c)
 		names = append(names, "t_"+c+" AS "+c)
 	}

@@ -3,6 +3,7 @@ package report_test
 import (
 	"context"
 	"fmt"
+	"github.com/airtally/airtally/consumers/projector"
 	"math"
 	"reflect"
 	"sort"
@@ -30,6 +31,19 @@ type engine struct {
 	name string
 	db   string
 	q    report.Querier
+	x    projector.DB
+}
+
+// project brings the engine's airing projection up to date.
+func project(t *testing.T, e engine) {
+	t.Helper()
+	p, err := projector.New(e.x, projector.Config{Database: e.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CatchUp(t.Context()); err != nil {
+		t.Fatalf("%s: projector: %v", e.name, err)
+	}
 }
 
 // on18 loads evs (in the order given, in one batch per chunk) into a fresh
@@ -42,7 +56,7 @@ func on18(t *testing.T, chunks ...[]reporttest.Sequenced) engine {
 			t.Fatalf("load on 18.16: %v", err)
 		}
 	}
-	return engine{name: "ClickHouse 18.16", db: db, q: report.Native(conn)}
+	return engine{name: "ClickHouse 18.16", db: db, q: report.Native(conn), x: projector.Native(conn)}
 }
 
 // onCHDB loads evs into a fresh database of the chDB session.
@@ -57,7 +71,7 @@ func onCHDB(t *testing.T, chunks ...[]reporttest.Sequenced) engine {
 			t.Fatalf("load on chDB: %v", err)
 		}
 	}
-	return engine{name: "chDB", db: db, q: reporttest.CHDB(ch)}
+	return engine{name: "chDB", db: db, q: reporttest.CHDB(ch), x: reporttest.CHDBDB(ch)}
 }
 
 func run(t *testing.T, e engine, o report.Options) *report.Result {

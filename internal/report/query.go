@@ -68,7 +68,21 @@ type Options struct {
 	By By
 	// Curves fills each airing's minute-by-minute response curve.
 	Curves bool
+	// Source is where the figures come from: SourceAuto (the default)
+	// reads the projection for the days it holds computed and computes
+	// the other days on read; SourceOnRead computes every figure on read
+	// from the events (for auditing). Both give the same figures.
+	Source Source
 }
+
+// Source is where a report's figures come from.
+type Source string
+
+// Sources of a report's figures.
+const (
+	SourceAuto   Source = "auto"
+	SourceOnRead Source = "on-read"
+)
 
 // Result is a report.
 type Result struct {
@@ -80,6 +94,15 @@ type Result struct {
 	// Unattributed are the calls and orders of the range that no airing
 	// claims (organic and baseline response).
 	Unattributed Figures `json:"unattributed"`
+	// Read says where the figures came from.
+	Read ReadStats `json:"-"`
+}
+
+// ReadStats counts the UTC days of a report's range read from the
+// projection and those computed on read.
+type ReadStats struct {
+	DaysFromProjection int
+	DaysOnRead         int
 }
 
 // ErrOptions wraps every invalid option.
@@ -94,6 +117,9 @@ func (o Options) validate() error {
 	}
 	if o.Filter.From.IsZero() || o.Filter.To.IsZero() || !o.Filter.From.Before(o.Filter.To) {
 		return fmt.Errorf("%w: the range needs a start before its end", ErrOptions)
+	}
+	if o.Source != "" && o.Source != SourceAuto && o.Source != SourceOnRead {
+		return fmt.Errorf("%w: source %q is not auto or on-read", ErrOptions, o.Source)
 	}
 	if o.By != ByAiring && o.By != "" && !Dimension(o.By).Valid() {
 		return fmt.Errorf("%w: by %q is not airing or a rollup dimension", ErrOptions, o.By)
@@ -123,24 +149,30 @@ func Build(o Options, scanHi int64) (Queries, error) {
 		return Queries{}, err
 	}
 	ident, _ := chsql.Ident(o.Database)
-	sc := o.scope(scanHi)
-	b := newReportBuilder(o.Config, ident, sc)
+	return newReportBuilder(o.Config, ident, o.scope(scanHi)).queries(o), nil
+}
+
+// queries renders a report's queries with b.
+func (b *builder) queries(o Options) Queries {
 	q := Queries{Extent: extentSQL(b)}
-	q.Figures = "SELECT *\nFROM\n(\n" + indent(b.figuresSQL()) + "\n)\nORDER BY aired_at_ms, airing_id"
+	q.Figures = "SELECT *\nFROM\n(\n" + indent(b.body(ViewFigures)) + "\n)\nORDER BY aired_at_ms, airing_id"
 	if o.By != ByAiring {
 		d := Dimension(o.By)
 		q.Rollup = "SELECT *\nFROM\n(\n" + indent(b.rollupSQL(d)) + "\n)\nORDER BY unattributed, " + d.Column()
 	}
 	if o.Curves {
-		q.Curve = "SELECT *\nFROM\n(\n" + indent(b.curveSQL()) + "\n)\nORDER BY airing_id, minute"
+		q.Curve = "SELECT *\nFROM\n(\n" + indent(b.body(ViewCurve)) + "\n)\nORDER BY airing_id, minute"
 	}
-	return q, nil
+	return q
 }
 
 func (o Options) withDefaults() Options {
 	o.Config = o.Config.WithDefaults()
 	if o.By == "" {
 		o.By = ByAiring
+	}
+	if o.Source == "" {
+		o.Source = SourceAuto
 	}
 	return o
 }
@@ -168,25 +200,12 @@ func Run(ctx context.Context, q Querier, o Options) (*Result, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	probe, err := Build(o, 0)
+	qs, read, err := plan(ctx, q, o)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, probe.Extent)
-	if err != nil {
-		return nil, fmt.Errorf("report: extent: %w", err)
-	}
-	var scanHi int64
-	if len(rows) == 1 {
-		if scanHi, err = asInt(rows[0]["scan_hi"]); err != nil {
-			return nil, fmt.Errorf("report: extent: %w", err)
-		}
-	}
-	qs, err := Build(o, scanHi)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Options: o}
+	res := &Result{Options: o, Read: read}
+	var rows []Row
 	if qs.Rollup != "" {
 		// The rollup query carries the unattributed bucket too: the
 		// figures are computed once.

@@ -19,7 +19,7 @@ import (
 // TestReplayFromStream publishes the day, schedule included, through the
 // Go publisher to JetStream, then rebuilds the tables from the stream
 // alone (every message decoded, in stream order, into a fresh database),
-// and gets the truth.
+// and gets the truth, read from the projection computed after it.
 func TestReplayFromStream(t *testing.T) {
 	ctx := context.Background()
 	d := demoday.Generate(demoday.Config{Date: testDate, Seed: 41})
@@ -69,7 +69,11 @@ func TestReplayFromStream(t *testing.T) {
 		replayed = append(replayed, reporttest.Sequenced{Event: ev, StreamSeq: seq})
 	}
 	for _, e := range []engine{on18(t, replayed), onCHDB(t, replayed)} {
+		project(t, e)
 		res := run(t, e, dayOptions(d))
+		if res.Read.DaysFromProjection == 0 {
+			t.Errorf("%s: the report after replay read no day from the projection", e.name)
+		}
 		checkAirings(t, e.name+" after replay", res.Airings, d.Truth, allIDs(d.Truth))
 		checkUnattributed(t, e.name+" after replay", res.Unattributed, d.Truth.UnattributedBetween(d.From, d.To))
 	}

@@ -98,6 +98,11 @@ type builder struct {
 	db    string // quoted database name (or the migration placeholder)
 	views bool
 	sc    *scope
+	// fast reads the figures and curves from the projection (nil: on
+	// read); onRead names a view builder's figures, curve and rollups
+	// ..._on_read (the audit views).
+	fast   *fastPlan
+	onRead bool
 }
 
 func newViewBuilder(cfg Config, db string) *builder {
@@ -111,7 +116,7 @@ func newReportBuilder(cfg Config, db string, sc *scope) *builder {
 // ref is a reference to layer name: its view, or its body as a subquery.
 func (b *builder) ref(name string) string {
 	if b.views {
-		return b.db + "." + name
+		return b.db + "." + b.viewName(name)
 	}
 	return "(\n" + indent(b.body(name)) + "\n)"
 }
@@ -131,8 +136,14 @@ func (b *builder) body(name string) string {
 	case ViewOrderAttribution:
 		return b.orderAttributionSQL()
 	case ViewFigures:
+		if b.fast != nil {
+			return b.fastFiguresSQL()
+		}
 		return b.figuresSQL()
 	case ViewCurve:
+		if b.fast != nil {
+			return b.fastCurveSQL()
+		}
 		return b.curveSQL()
 	}
 	for _, d := range Dimensions {
@@ -142,6 +153,30 @@ func (b *builder) body(name string) string {
 	}
 	panic("report: unknown layer " + name)
 }
+
+// viewName is the name of layer name's view: the figures, the curve and
+// the rollups of the audit views end in _on_read.
+func (b *builder) viewName(name string) string {
+	if !b.onRead {
+		return name
+	}
+	switch name {
+	case ViewFigures, ViewCurve:
+		return name + OnReadSuffix
+	}
+	for _, d := range Dimensions {
+		if name == d.View() {
+			return name + OnReadSuffix
+		}
+	}
+	return name
+}
+
+// OnReadSuffix ends the names of the views that compute the figures on
+// read from the events (for auditing the projection):
+// airing_figures_on_read, airing_response_curve_on_read,
+// airing_rollup_by_<dimension>_on_read.
+const OnReadSuffix = "_on_read"
 
 // when returns " AND cond" in a report, nothing in a view.
 func (b *builder) when(format string, args ...any) string {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/airtally/airtally/consumers/projector"
 	"strings"
 	"time"
 
@@ -90,7 +91,10 @@ func Load(ctx context.Context, conn driver.Conn, db string, evs []Sequenced) err
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("send events: %w", err)
 	}
-	return airings.Insert(ctx, conn, db, evs)
+	if err := airings.Insert(ctx, conn, db, evs); err != nil {
+		return err
+	}
+	return projector.Mark(ctx, projector.Native(conn), db, Touches(evs))
 }
 
 // MigrateCHDB applies every migration to database db of the chDB session.
@@ -148,7 +152,7 @@ func LoadCHDB(ch *testenv.CHDB, db string, evs []Sequenced) error {
 			}
 		}
 	}
-	return nil
+	return projector.Mark(context.Background(), CHDBDB(ch), db, Touches(evs))
 }
 
 // jsonRow renders a row as one JSONEachRow line.
@@ -174,7 +178,29 @@ func jsonRow(cols []string, vals []any) string {
 // CHDB is a report.Querier over the chDB session.
 func CHDB(ch *testenv.CHDB) report.Querier { return chdbQuerier{ch} }
 
+// CHDBDB is a report.Querier and report.Execer over the chDB session
+// (a projector.DB).
+func CHDBDB(ch *testenv.CHDB) interface {
+	report.Querier
+	report.Execer
+} {
+	return chdbQuerier{ch}
+}
+
 type chdbQuerier struct{ ch *testenv.CHDB }
+
+func (q chdbQuerier) Exec(_ context.Context, sql string) error { return q.ch.Exec(sql) }
+
+// Touches are what evs can change in the figures (projector.Mark's
+// input), as the loader reports them.
+func Touches(evs []Sequenced) []projector.Touch {
+	out := make([]projector.Touch, len(evs))
+	for i, s := range evs {
+		e := s.Event
+		out[i] = projector.Touch{Kind: e.Kind, At: e.OccurredAt.UnixMilli(), AiringID: e.AiringID, Offer: e.Offer, OrderID: e.OrderID}
+	}
+	return out
+}
 
 func (q chdbQuerier) Query(_ context.Context, sql string) ([]report.Row, error) {
 	rows, err := q.ch.QueryJSON(sql)

@@ -1,0 +1,189 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/airtally/airtally/internal/chsql"
+	"github.com/airtally/airtally/internal/report"
+)
+
+// Config configures a Projector.
+type Config struct {
+	// Database holds the events and the projection; required.
+	Database string
+	// Interval is the pause between passes that found nothing to do;
+	// default 2 s.
+	Interval time.Duration
+	// MaxDays is the most days one statement computes; default 31.
+	MaxDays int
+	// Log receives the projector's progress; default slog.Default().
+	Log *slog.Logger
+}
+
+// Projector computes the projection's dirty days. Run one per database
+// (two are safe, each computation being versioned, but do the work
+// twice).
+type Projector struct {
+	db   DB
+	cfg  Config
+	last uint64
+}
+
+// New returns a projector over db.
+func New(db DB, cfg Config) (*Projector, error) {
+	if _, err := chsql.Ident(cfg.Database); err != nil {
+		return nil, fmt.Errorf("projector: database: %w", err)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	if cfg.MaxDays <= 0 {
+		cfg.MaxDays = 31
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Projector{db: db, cfg: cfg}, nil
+}
+
+// PassStats is what one pass did.
+type PassStats struct {
+	// Days computed, in Statements statements.
+	Days, Statements int
+	// Bootstrapped: the projection was empty, and the pass marked every
+	// day that holds data.
+	Bootstrapped bool
+	Duration     time.Duration
+}
+
+// Pass computes every day dirty when it starts. Days marked while it runs
+// stay dirty for the next pass.
+func (p *Projector) Pass(ctx context.Context) (PassStats, error) {
+	start := time.Now()
+	var st PassStats
+	startedAt, err := p.serverNow(ctx)
+	if err != nil {
+		return st, err
+	}
+	built, err := report.Built(ctx, p.db, p.cfg.Database)
+	if err != nil {
+		return st, err
+	}
+	if !built {
+		if st.Bootstrapped, err = p.bootstrap(ctx); err != nil {
+			return st, err
+		}
+	}
+	days, err := report.DirtyDays(ctx, p.db, p.cfg.Database)
+	if err != nil {
+		return st, err
+	}
+	for i := 0; i < len(days); {
+		j := i + 1
+		for j < len(days) && days[j] == days[j-1]+1 && j-i < p.cfg.MaxDays {
+			j++
+		}
+		if err := report.ComputeDays(ctx, p.db, p.db, p.cfg.Database, days[i], days[j-1], p.version(), startedAt); err != nil {
+			return st, fmt.Errorf("projector: %w", err)
+		}
+		st.Days += j - i
+		st.Statements++
+		i = j
+	}
+	st.Duration = time.Since(start)
+	return st, nil
+}
+
+// CatchUp runs passes until one finds nothing dirty.
+func (p *Projector) CatchUp(ctx context.Context) error {
+	for {
+		st, err := p.Pass(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Days == 0 {
+			return nil
+		}
+	}
+}
+
+// Run runs passes until ctx is done, pausing Interval after a pass that
+// had nothing to do, and retrying after a failure.
+func (p *Projector) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		st, err := p.Pass(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			p.cfg.Log.Warn("projector: pass failed; retrying", "error", err)
+		case st.Days > 0:
+			p.cfg.Log.Info("projector: days computed", "days", st.Days, "statements", st.Statements, "bootstrapped", st.Bootstrapped, "duration", st.Duration)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(p.cfg.Interval):
+		}
+	}
+	return nil
+}
+
+// version is a new computation's version: increasing, from the clock.
+func (p *Projector) version() uint64 {
+	v := max(uint64(time.Now().UnixMicro()), p.last+1)
+	p.last = v
+	return v
+}
+
+func (p *Projector) serverNow(ctx context.Context) (int64, error) {
+	rows, err := p.db.Query(ctx, "SELECT toInt64(toUInt32(now())) AS t")
+	if err != nil {
+		return 0, fmt.Errorf("projector: server time: %w", err)
+	}
+	if len(rows) != 1 {
+		return 0, errors.New("projector: server time: no row")
+	}
+	return toInt(rows[0]["t"])
+}
+
+// bootstrap marks every day that holds data (with the reach of a day's
+// computation around it), for a projection never computed.
+func (p *Projector) bootstrap(ctx context.Context) (bool, error) {
+	ident, _ := chsql.Ident(p.cfg.Database)
+	rows, err := p.db.Query(ctx, "SELECT toInt64(count()) AS n, toInt64(min(occurred_at_ms)) AS lo, toInt64(max(occurred_at_ms)) AS hi FROM "+ident+".events"+
+		" WHERE kind IN ('call.received', 'call.answered', 'call.abandoned', 'order.placed', 'order.cancelled')"+
+		" UNION ALL SELECT toInt64(count()) AS n, toInt64(min(aired_at_ms)) AS lo, toInt64(max(greatest(aired_at_ms, aired_until_ms))) AS hi FROM "+ident+".airings")
+	if err != nil {
+		return false, fmt.Errorf("projector: bootstrap: %w", err)
+	}
+	var touches []Touch
+	for _, r := range rows {
+		n, err1 := toInt(r["n"])
+		lo, err2 := toInt(r["lo"])
+		hi, err3 := toInt(r["hi"])
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return false, fmt.Errorf("projector: bootstrap: %w", err)
+		}
+		if n > 0 {
+			touches = append(touches, Touch{Kind: "call.received", At: lo}, Touch{Kind: "call.received", At: hi})
+		}
+	}
+	if len(touches) == 0 {
+		return false, nil
+	}
+	lo, hi := touches[0].At, touches[0].At
+	for _, t := range touches {
+		lo, hi = min(lo, t.At), max(hi, t.At)
+	}
+	var all []Touch
+	for at := lo; at <= hi+dayMS; at += dayMS {
+		all = append(all, Touch{Kind: "call.received", At: min(at, hi)})
+	}
+	if err := Mark(ctx, p.db, p.cfg.Database, all); err != nil {
+		return false, fmt.Errorf("projector: bootstrap: %w", err)
+	}
+	return true, nil
+}
