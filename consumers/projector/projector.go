@@ -20,6 +20,12 @@ type Config struct {
 	Interval time.Duration
 	// MaxDays is the most days one statement computes; default 31.
 	MaxDays int
+	// MaxDelay bounds how long a day that keeps being marked (a day being
+	// loaded) waits: a day is computed once its latest mark is older than
+	// report.MarkMarginSeconds (so that one computation covers a burst of
+	// inserts, a post-log's included), or once it has waited MaxDelay;
+	// default 30 s. Reports compute a waiting day on read.
+	MaxDelay time.Duration
 	// Log receives the projector's progress; default slog.Default().
 	Log *slog.Logger
 }
@@ -31,6 +37,9 @@ type Projector struct {
 	db   DB
 	cfg  Config
 	last uint64
+	// dirtySince is when a pass first saw each day that waits dirty
+	// (server seconds).
+	dirtySince map[int64]int64
 }
 
 // New returns a projector over db.
@@ -44,6 +53,9 @@ func New(db DB, cfg Config) (*Projector, error) {
 	if cfg.MaxDays <= 0 {
 		cfg.MaxDays = 31
 	}
+	if cfg.MaxDelay <= 0 {
+		cfg.MaxDelay = 30 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -54,6 +66,9 @@ func New(db DB, cfg Config) (*Projector, error) {
 type PassStats struct {
 	// Days computed, in Statements statements.
 	Days, Statements int
+	// Waiting are the dirty days left for a later pass (marked too
+	// recently).
+	Waiting int
 	// Bootstrapped: the projection was empty, and the pass marked every
 	// day that holds data.
 	Bootstrapped bool
@@ -77,11 +92,36 @@ func (p *Projector) Pass(ctx context.Context) (PassStats, error) {
 		if st.Bootstrapped, err = p.bootstrap(ctx); err != nil {
 			return st, err
 		}
+		if st.Bootstrapped {
+			// Let the marks age past the margin: one computation then
+			// covers them.
+			if err := sleep(ctx, (report.MarkMarginSeconds+1)*time.Second); err != nil {
+				return st, err
+			}
+			if startedAt, err = p.serverNow(ctx); err != nil {
+				return st, err
+			}
+		}
 	}
-	days, err := report.DirtyDays(ctx, p.db, p.cfg.Database)
+	dirty, err := report.DirtyDays(ctx, p.db, p.cfg.Database)
 	if err != nil {
 		return st, err
 	}
+	var days []int64
+	since := make(map[int64]int64, len(dirty))
+	for _, d := range dirty {
+		first, ok := p.dirtySince[d.Day]
+		if !ok {
+			first = startedAt
+		}
+		if d.MarkedAt < startedAt-report.MarkMarginSeconds || time.Duration(startedAt-first)*time.Second >= p.cfg.MaxDelay {
+			days = append(days, d.Day)
+		} else {
+			since[d.Day] = first
+			st.Waiting++
+		}
+	}
+	p.dirtySince = since
 	for i := 0; i < len(days); {
 		j := i + 1
 		for j < len(days) && days[j] == days[j-1]+1 && j-i < p.cfg.MaxDays {
@@ -98,16 +138,31 @@ func (p *Projector) Pass(ctx context.Context) (PassStats, error) {
 	return st, nil
 }
 
-// CatchUp runs passes until one finds nothing dirty.
+// CatchUp runs passes until no day is dirty (when nothing is being
+// loaded meanwhile).
 func (p *Projector) CatchUp(ctx context.Context) error {
 	for {
 		st, err := p.Pass(ctx)
 		if err != nil {
 			return err
 		}
-		if st.Days == 0 {
+		if st.Days == 0 && st.Waiting == 0 {
 			return nil
 		}
+		if st.Days == 0 {
+			if err := sleep(ctx, 250*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
 }
 
@@ -120,13 +175,14 @@ func (p *Projector) Run(ctx context.Context) error {
 		case err != nil && ctx.Err() == nil:
 			p.cfg.Log.Warn("projector: pass failed; retrying", "error", err)
 		case st.Days > 0:
-			p.cfg.Log.Info("projector: days computed", "days", st.Days, "statements", st.Statements, "bootstrapped", st.Bootstrapped, "duration", st.Duration)
+			p.cfg.Log.Info("projector: days computed", "days", st.Days, "statements", st.Statements, "waiting", st.Waiting, "bootstrapped", st.Bootstrapped, "duration", st.Duration)
 			continue
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(p.cfg.Interval):
+		pause := p.cfg.Interval
+		if st.Waiting > 0 {
+			pause = min(pause, time.Second)
 		}
+		_ = sleep(ctx, pause)
 	}
 	return nil
 }

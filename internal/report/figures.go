@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -185,25 +186,47 @@ func DecodeRollup(r Row, d Dimension) (Rollup, error) {
 // the column.
 func decodeInto(r Row, dst any) error {
 	v := reflect.ValueOf(dst).Elem()
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if f.Anonymous {
-			if err := decodeInto(r, v.Field(i).Addr().Interface()); err != nil {
-				return err
-			}
+	for _, f := range fieldsOf(v.Type()) {
+		raw, ok := r[f.name]
+		if !ok {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		raw, ok := r[name]
-		if !ok || name == "" {
-			continue
-		}
-		if err := setField(v.Field(i), raw); err != nil {
-			return fmt.Errorf("report: column %s: %w", name, err)
+		if err := setField(v.FieldByIndex(f.index), raw); err != nil {
+			return fmt.Errorf("report: column %s: %w", f.name, err)
 		}
 	}
 	return nil
+}
+
+// field is a struct field filled from the column of its json name.
+type field struct {
+	index []int
+	name  string
+}
+
+var fieldCache sync.Map // reflect.Type → []field
+
+// fieldsOf lists t's fields by json name, those of embedded structs
+// included, once per type.
+func fieldsOf(t reflect.Type) []field {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.([]field)
+	}
+	var fs []field
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous {
+			for _, inner := range fieldsOf(f.Type) {
+				fs = append(fs, field{index: append([]int{i}, inner.index...), name: inner.name})
+			}
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+			fs = append(fs, field{index: []int{i}, name: name})
+		}
+	}
+	fieldCache.Store(t, fs)
+	return fs
 }
 
 func setField(fv reflect.Value, raw any) error {
@@ -250,6 +273,10 @@ func setField(fv reflect.Value, raw any) error {
 
 // deref follows pointers (Nullable columns scan into pointers).
 func deref(raw any) any {
+	switch raw.(type) {
+	case nil, string, int64, int32, int16, int8, uint64, uint32, uint16, uint8, float64, float32, bool, time.Time:
+		return raw // not a pointer: no reflection
+	}
 	v := reflect.ValueOf(raw)
 	for v.IsValid() && v.Kind() == reflect.Pointer {
 		if v.IsNil() {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -70,24 +71,35 @@ func MarkDaysSQL(database string, days []int64) (string, error) {
 	return "INSERT INTO " + ident + "." + TableMarks + " (day, marked_at)\nSELECT toDate(arrayJoin([" + strings.Join(ds, ", ") + "])), now()", nil
 }
 
-// DirtyDays lists the UTC days (day numbers) the projection must compute:
-// marked since their latest computation (or never computed), in order.
-func DirtyDays(ctx context.Context, q Querier, database string) ([]int64, error) {
+// DirtyDay is a day the projection must compute: marked since its latest
+// computation started (or never computed).
+type DirtyDay struct {
+	Day int64 // UTC day number
+	// MarkedAt is the latest mark's server time, ComputedFrom the start
+	// of the latest computation (0: never), both Unix seconds.
+	MarkedAt, ComputedFrom int64
+}
+
+// DirtyDays lists the days the projection must compute, in order.
+func DirtyDays(ctx context.Context, q Querier, database string) ([]DirtyDay, error) {
 	ident, err := chsql.Ident(database)
 	if err != nil {
 		return nil, fmt.Errorf("report: projection: database: %w", err)
 	}
-	rows, err := q.Query(ctx, "SELECT toInt64(toUInt16(day)) AS d FROM (\n"+statusSQL(ident, "")+"\n) WHERE dirty = 1 ORDER BY d")
+	rows, err := q.Query(ctx, "SELECT toInt64(toUInt16(day)) AS d, toInt64(toUInt32(marked_at)) AS m, toInt64(if(version = 0, 0, toUInt32(computed_from))) AS c FROM (\n"+
+		statusSQL(ident, "")+"\n) WHERE dirty = 1 ORDER BY d")
 	if err != nil {
 		return nil, fmt.Errorf("report: projection: dirty days: %w", err)
 	}
-	out := make([]int64, 0, len(rows))
+	out := make([]DirtyDay, 0, len(rows))
 	for _, r := range rows {
-		d, err := asInt(r["d"])
-		if err != nil {
+		d, err1 := asInt(r["d"])
+		m, err2 := asInt(r["m"])
+		c, err3 := asInt(r["c"])
+		if err := errors.Join(err1, err2, err3); err != nil {
 			return nil, fmt.Errorf("report: projection: dirty days: %w", err)
 		}
-		out = append(out, d)
+		out = append(out, DirtyDay{Day: d, MarkedAt: m, ComputedFrom: c})
 	}
 	return out, nil
 }

@@ -136,8 +136,11 @@ func (b *builder) body(name string) string {
 	case ViewOrderAttribution:
 		return b.orderAttributionSQL()
 	case ViewFigures:
-		if b.fast != nil {
+		if b.fast != nil && b.views {
 			return b.fastFiguresSQL()
+		}
+		if b.fast != nil {
+			return b.reportFiguresSQL()
 		}
 		return b.figuresSQL()
 	case ViewCurve:

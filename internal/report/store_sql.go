@@ -49,6 +49,19 @@ var storeMeasureColumns = []struct{ col, x string }{
 	{"upsells", "x_upsells"}, {"continuity_enrolments", "x_continuity"}, {"baseline_minutes", "x_baseline_minutes"},
 }
 
+// storeShownColumns are the columns of shownSQL an airing's row of
+// airing_measures keeps (its state when the day was computed, which is
+// its state now while the day is clean), with their types: a report reads
+// a clean day's airings from the projection alone.
+var storeShownColumns = []struct{ col, typ string }{
+	{"status", "String"}, {"offer", "String"}, {"station", "String"}, {"market", "String"},
+	{"media_type", "String"}, {"isci", "String"}, {"dnis", "String"}, {"promo_code", "String"},
+	{"vanity_url", "String"}, {"aired_at", "DateTime('UTC')"}, {"aired_at_ms", "Int64"},
+	{"aired_until_ms", "Int64"}, {"length_seconds", "Int64"}, {"did_not_run", "UInt8"},
+	{"offer_currency", "String"}, {"window_minutes", "Int64"}, {"target_ratio_pct", "Int64"},
+	{"media_cost_cents", "Int64"}, {"response_start_ms", "Int64"}, {"response_end_ms", "Int64"},
+}
+
 // measureNames maps each x_ measure to the m_ name figuresOver reads.
 var measureNames = map[string]string{
 	"x_calls": "m_calls", "x_answered": "m_answered", "x_abandoned": "m_abandoned",
@@ -67,6 +80,7 @@ func storeTablesSQL(db string) []string {
     version UInt64,
     airing_id String,
     minute Int64,
+` + shownColumnsDDL() + `
     calls UInt64,
     answered UInt64,
     abandoned UInt64,
@@ -105,11 +119,22 @@ ORDER BY day`,
 	}
 }
 
+func shownColumnsDDL() string {
+	lines := make([]string, len(storeShownColumns))
+	for i, c := range storeShownColumns {
+		lines[i] = "    " + c.col + " " + c.typ + ","
+	}
+	return strings.Join(lines, "\n")
+}
+
 // measureRowsSQL is, for the projection, one row per airing aired in the
 // scope (its measures, baseline minutes and response curve) and one per
 // minute of the scope with unattributed calls or orders (x_minute).
 func (b *builder) measureRowsSQL() string {
 	cols := []string{"airing_id AS x_airing_id", "aired_at_ms AS x_aired_at_ms", "m_minute AS x_minute"}
+	for _, c := range storeShownColumns {
+		cols = append(cols, c.col+" AS xs_"+c.col)
+	}
 	for _, c := range storeMeasureColumns {
 		src := measureNames[c.x]
 		if c.x == "x_baseline_minutes" {
@@ -129,6 +154,10 @@ func (b *builder) storeInsertSQL(version uint64) string {
 	vals := []string{
 		"toDate(toDateTime(intDiv(if(x_airing_id = '', x_minute, x_aired_at_ms), 1000), 'UTC'))",
 		"toUInt64(" + chsql.Uint(version) + ")", "x_airing_id", "x_minute",
+	}
+	for _, c := range storeShownColumns {
+		cols = append(cols, c.col)
+		vals = append(vals, "xs_"+c.col)
 	}
 	for _, c := range storeMeasureColumns {
 		cols = append(cols, c.col)
@@ -208,6 +237,104 @@ func (b *builder) fastFiguresSQL() string {
 	agg := "SELECT\n    x_airing_id AS m_airing_id,\n    " + strings.Join(sums, ",\n    ") + "\nFROM\n(\n" +
 		indent(strings.Join(wrapAll(branches), "\nUNION ALL\n")) + "\n)\nGROUP BY x_airing_id"
 	return b.figuresOver("m_baseline_minutes", "(\n"+indent(b.shownSQL())+"\n) AS a2\nALL LEFT JOIN\n(\n"+indent(agg)+"\n) AS m ON airing_id = m_airing_id")
+}
+
+// reportFiguresSQL is a report's figures layer from the projection: a
+// clean day's airings are read from the projection alone (their state
+// and measures as computed), a dirty part's computed on read, and the
+// unattributed bucket summed from the projection's minutes in the range
+// and the parts' buckets.
+func (b *builder) reportFiguresSQL() string {
+	shown := make([]string, 0, len(storeShownColumns))
+	for _, c := range storeShownColumns {
+		shown = append(shown, "CAST("+c.col+" AS "+c.typ+") AS "+c.col)
+	}
+	type measure = struct{ col, x string }
+	measures := func(src func(c measure) string) []string {
+		out := make([]string, 0, len(storeMeasureColumns))
+		for _, c := range storeMeasureColumns {
+			out = append(out, storeCast(c.col)+"("+src(c)+") AS "+measureNames[c.x])
+		}
+		return out
+	}
+	column := func(c measure) string { return c.col }
+	summed := func(c measure) string { return "sum(" + c.col + ")" }
+	computed := func(c measure) string {
+		if c.x == "x_baseline_minutes" {
+			return "baseline_minutes"
+		}
+		return measureNames[c.x]
+	}
+	filter := b.filterSQL()
+	stored := "SELECT\n    airing_id,\n    " + strings.Join(shown, ",\n    ") + ",\n    " +
+		strings.Join(measures(column), ",\n    ") +
+		"\nFROM " + b.db + "." + TableMeasures + "\nWHERE airing_id != '' AND " + b.fast.clean +
+		"\n    AND aired_at_ms >= " + ms(b.sc.lo) + " AND aired_at_ms < " + ms(b.sc.hi) + filter
+	branches := []string{stored}
+	buckets := []string{"SELECT\n    " + strings.Join(measures(summed), ",\n    ") +
+		"\nFROM " + b.db + "." + TableMeasures + "\nWHERE airing_id = '' AND " + b.fast.clean +
+		"\n    AND minute >= " + ms(b.fast.minuteLo) + " AND minute < " + ms(b.fast.minuteHi)}
+	for _, p := range b.fast.parts {
+		from := "FROM\n(\n" + indent(p.shownCoveredSQL()) + "\n) AS a2\nALL LEFT JOIN\n(\n" + indent(p.metricsSQL()) + "\n) AS m ON airing_id = m_airing_id"
+		part := measures(computed)
+		branches = append(branches, "SELECT\n    airing_id,\n    "+strings.Join(shown, ",\n    ")+",\n    "+strings.Join(part, ",\n    ")+
+			"\n"+from+"\nWHERE airing_id != ''"+filter)
+		buckets = append(buckets, "SELECT\n    "+strings.Join(part, ",\n    ")+"\n"+from+"\nWHERE airing_id = ''")
+	}
+	// The bucket's sums get t_ names first: an alias equal to the column
+	// it aggregates confuses ClickHouse 18.16.
+	var sums, names []string
+	for _, c := range storeMeasureColumns {
+		n := measureNames[c.x]
+		sums = append(sums, "sum("+n+") AS t_"+n)
+		names = append(names, "t_"+n+" AS "+n)
+	}
+	bucket := `SELECT
+    '' AS airing_id,
+    'unattributed' AS status,
+    '' AS offer,
+    '' AS station,
+    '' AS market,
+    '' AS media_type,
+    '' AS isci,
+    '' AS dnis,
+    '' AS promo_code,
+    '' AS vanity_url,
+    toDateTime(0, 'UTC') AS aired_at,
+    toInt64(0) AS aired_at_ms,
+    toInt64(0) AS aired_until_ms,
+    toInt64(0) AS length_seconds,
+    toUInt8(0) AS did_not_run,
+    '' AS offer_currency,
+    toInt64(0) AS window_minutes,
+    toInt64(0) AS target_ratio_pct,
+    toInt64(0) AS media_cost_cents,
+    toInt64(0) AS response_start_ms,
+    toInt64(0) AS response_end_ms,
+    ` + strings.Join(names, ",\n    ") + `
+FROM
+(
+    SELECT
+        ` + strings.Join(sums, ",\n        ") + `
+    FROM
+    (
+` + indent(indent(strings.Join(wrapAll(buckets), "\nUNION ALL\n"))) + `
+    )
+)`
+	branches = append(branches, bucket)
+	return b.figuresOver("m_baseline_minutes", "(\n"+indent(strings.Join(wrapAll(branches), "\nUNION ALL\n"))+"\n) AS f")
+}
+
+// filterSQL is " AND …" for the report's offer, station and market, or
+// nothing.
+func (b *builder) filterSQL() string {
+	var out string
+	for _, f := range []struct{ col, v string }{{"offer", b.sc.filter.Offer}, {"station", b.sc.filter.Station}, {"market", b.sc.filter.Market}} {
+		if f.v != "" {
+			out += " AND " + f.col + " = " + chsql.String(f.v)
+		}
+	}
+	return out
 }
 
 // wrapAll makes each SELECT a subquery, so that a UNION ALL of them

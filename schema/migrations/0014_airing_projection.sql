@@ -22,6 +22,26 @@ CREATE TABLE IF NOT EXISTS {{db}}.airing_measures
     version UInt64,
     airing_id String,
     minute Int64,
+    status String,
+    offer String,
+    station String,
+    market String,
+    media_type String,
+    isci String,
+    dnis String,
+    promo_code String,
+    vanity_url String,
+    aired_at DateTime('UTC'),
+    aired_at_ms Int64,
+    aired_until_ms Int64,
+    length_seconds Int64,
+    did_not_run UInt8,
+    offer_currency String,
+    window_minutes Int64,
+    target_ratio_pct Int64,
+    media_cost_cents Int64,
+    response_start_ms Int64,
+    response_end_ms Int64,
     calls UInt64,
     answered UInt64,
     abandoned UInt64,
@@ -1411,7 +1431,7 @@ ALL LEFT JOIN
                 argMax(continuity_enrolments, version) AS x_continuity,
                 argMax(baseline_minutes, version) AS x_baseline_minutes
             FROM {{db}}.airing_measures
-            WHERE airing_id != '' AND (day, version) IN (SELECT day, max(version) FROM {{db}}.projection_days WHERE definition = 2962137731042600054 GROUP BY day)
+            WHERE airing_id != '' AND (day, version) IN (SELECT day, max(version) FROM {{db}}.projection_days WHERE definition = 2947590005161132298 GROUP BY day)
             GROUP BY airing_id
             UNION ALL
             SELECT
@@ -1431,7 +1451,7 @@ ALL LEFT JOIN
                 sum(continuity_enrolments) AS x_continuity,
                 sum(baseline_minutes) AS x_baseline_minutes
             FROM {{db}}.airing_measures
-            WHERE airing_id = '' AND (day, version) IN (SELECT day, max(version) FROM {{db}}.projection_days WHERE definition = 2962137731042600054 GROUP BY day)
+            WHERE airing_id = '' AND (day, version) IN (SELECT day, max(version) FROM {{db}}.projection_days WHERE definition = 2947590005161132298 GROUP BY day)
         )
     )
     GROUP BY x_airing_id
@@ -1458,7 +1478,7 @@ FROM
                 airing_id AS c_airing_id,
                 argMax(curve, version) AS c_curve
             FROM {{db}}.airing_measures
-            WHERE airing_id != '' AND (day, version) IN (SELECT day, max(version) FROM {{db}}.projection_days WHERE definition = 2962137731042600054 GROUP BY day)
+            WHERE airing_id != '' AND (day, version) IN (SELECT day, max(version) FROM {{db}}.projection_days WHERE definition = 2947590005161132298 GROUP BY day)
             GROUP BY airing_id
         )
     )
@@ -2000,7 +2020,7 @@ FROM
         UNION ALL
         SELECT day AS s_day, version AS s_version, started_at AS s_started_at, toDateTime(0, 'UTC') AS s_marked_at
         FROM {{db}}.projection_days
-        WHERE definition = 2962137731042600054
+        WHERE definition = 2947590005161132298
     )
     GROUP BY s_day
 );
