@@ -137,7 +137,7 @@ func (b *builder) body(name string) string {
 		return b.orderAttributionSQL()
 	case ViewFigures:
 		if b.fast != nil && b.views {
-			return b.fastFiguresSQL()
+			return b.viewFiguresSQL()
 		}
 		if b.fast != nil {
 			return b.reportFiguresSQL()

@@ -170,21 +170,6 @@ func (b *builder) storeInsertSQL(version uint64) string {
 		"\n)\nWHERE x_airing_id != '' OR x_calls + x_orders > 0"
 }
 
-// partRowsSQL is the measure rows of a dirty part, computed on read: its
-// airings and its unattributed bucket (one row, for its range).
-func (b *builder) partRowsSQL() string {
-	cols := []string{"airing_id AS x_airing_id"}
-	for _, c := range storeMeasureColumns {
-		src := measureNames[c.x]
-		if c.x == "x_baseline_minutes" {
-			src = "baseline_minutes"
-		}
-		cols = append(cols, storeCast(c.col)+"("+src+") AS "+c.x)
-	}
-	return "SELECT\n    " + strings.Join(cols, ",\n    ") + "\nFROM\n(\n" + indent(b.shownCoveredSQL()) +
-		"\n) AS a2\nALL LEFT JOIN\n(\n" + indent(b.metricsSQL()) + "\n) AS m ON airing_id = m_airing_id"
-}
-
 // storeCast is the conversion to a measure column's type.
 func storeCast(col string) string {
 	switch col {
@@ -196,46 +181,42 @@ func storeCast(col string) string {
 
 // fastPlan is how a builder reads the projection: the rows of the clean
 // days (clean, a condition on airing_measures' day and version), the
-// unattributed minutes in [minuteLo, minuteHi) (both 0: every minute),
-// and the dirty parts computed on read (their builders).
+// unattributed minutes a report shows, [minuteLo, minuteHi), and a
+// report's dirty parts computed on read (their builders). The views use
+// clean alone.
 type fastPlan struct {
 	clean              string
 	minuteLo, minuteHi int64
 	parts              []*builder
 }
 
-// storedRowsSQL is the projection's measure rows of the clean days: per
-// airing its latest computation, and the unattributed minutes summed.
+// storedRowsSQL is, for the views, the projection's measure rows of the
+// clean days: per airing its latest computation (an airing a post-log
+// moved may still sit in its old day until that day is computed again),
+// and every unattributed minute summed.
 func (b *builder) storedRowsSQL() string {
 	var latest, sums []string
 	for _, c := range storeMeasureColumns {
 		latest = append(latest, "argMax("+c.col+", version) AS "+c.x)
 		sums = append(sums, "sum("+c.col+") AS "+c.x)
 	}
-	minutes := ""
-	if b.fast.minuteLo != 0 || b.fast.minuteHi != 0 {
-		minutes = " AND minute >= " + ms(b.fast.minuteLo) + " AND minute < " + ms(b.fast.minuteHi)
-	}
 	return "SELECT\n    airing_id AS x_airing_id,\n    " + strings.Join(latest, ",\n    ") +
 		"\nFROM " + b.db + "." + TableMeasures + "\nWHERE airing_id != '' AND " + b.fast.clean + "\nGROUP BY airing_id" +
 		"\nUNION ALL\nSELECT\n    '' AS x_airing_id,\n    " + strings.Join(sums, ",\n    ") +
-		"\nFROM " + b.db + "." + TableMeasures + "\nWHERE airing_id = '' AND " + b.fast.clean + minutes
+		"\nFROM " + b.db + "." + TableMeasures + "\nWHERE airing_id = '' AND " + b.fast.clean
 }
 
-// fastFiguresSQL is the figures layer read from the projection: the
-// airings shown (their current state, on read) with the measures of the
-// clean days' rows and of the dirty parts computed on read.
-func (b *builder) fastFiguresSQL() string {
-	branches := []string{b.storedRowsSQL()}
-	for _, p := range b.fast.parts {
-		branches = append(branches, p.partRowsSQL())
-	}
+// viewFiguresSQL is the views' figures layer from the projection: every
+// airing (its current state, on read) with the measures of its day's
+// latest computation (b.fast.clean), and the unattributed bucket of all
+// time.
+func (b *builder) viewFiguresSQL() string {
 	var sums []string
 	for _, c := range storeMeasureColumns {
 		sums = append(sums, "sum("+c.x+") AS "+measureNames[c.x])
 	}
 	agg := "SELECT\n    x_airing_id AS m_airing_id,\n    " + strings.Join(sums, ",\n    ") + "\nFROM\n(\n" +
-		indent(strings.Join(wrapAll(branches), "\nUNION ALL\n")) + "\n)\nGROUP BY x_airing_id"
+		indent(strings.Join(wrapAll([]string{b.storedRowsSQL()}), "")) + "\n)\nGROUP BY x_airing_id"
 	return b.figuresOver("m_baseline_minutes", "(\n"+indent(b.shownSQL())+"\n) AS a2\nALL LEFT JOIN\n(\n"+indent(agg)+"\n) AS m ON airing_id = m_airing_id")
 }
 
