@@ -1,13 +1,13 @@
 package loader
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/airtally/airtally/consumers/projector"
 	"github.com/airtally/airtally/internal/demoday"
 	"github.com/airtally/airtally/internal/report"
+	"github.com/airtally/airtally/internal/report/reporttest"
 	"github.com/airtally/airtally/internal/testenv"
 	"github.com/airtally/airtally/producers/event"
 )
@@ -59,19 +59,11 @@ func TestLoaderMarksTheProjection(t *testing.T) {
 	o := report.Options{Database: e.db, Filter: report.Filter{From: d.From, To: d.To}, Curves: true}
 	same := func(when string) report.ReadStats {
 		t.Helper()
-		fast, err := report.Run(ctx(t), q, o)
+		fast, _, same, err := reporttest.SameAsOnRead(ctx(t), q, o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ro := o
-		ro.Source = report.SourceOnRead
-		slow, err := report.Run(ctx(t), q, ro)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fj, _ := json.Marshal(fast)
-		sj, _ := json.Marshal(slow)
-		if string(fj) != string(sj) {
+		if !same {
 			t.Errorf("%s: the report from the projection differs from the report on read", when)
 		}
 		return fast.Read

@@ -87,7 +87,7 @@ func DaysOf(ctx context.Context, db DB, database string, touches []Touch) ([]int
 	}
 	set := map[int64]bool{}
 	span := func(lo, hi int64) {
-		for d := floorDiv(lo-reach-2*dayMS, dayMS); d <= floorDiv(hi+dayMS+hourMS, dayMS); d++ {
+		for d := report.UTCDay(lo - reach - 2*dayMS); d <= report.UTCDay(hi+dayMS+hourMS); d++ {
 			set[d] = true
 		}
 	}
@@ -169,14 +169,6 @@ func inList(ss []string) string {
 		out[i] = chsql.String(s)
 	}
 	return "(" + strings.Join(out, ", ") + ")"
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && a < 0 {
-		q--
-	}
-	return q
 }
 
 // toInt reads an integer column as either engine returns it.

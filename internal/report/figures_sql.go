@@ -64,13 +64,7 @@ var floatColumns = map[string]bool{"expected_baseline_calls": true, "lift": true
 func (b *builder) shownSQL() string {
 	where := ""
 	if b.sc != nil {
-		conds := []string{fmt.Sprintf("aired_at_ms >= %s AND aired_at_ms < %s", ms(b.sc.lo), ms(b.sc.hi))}
-		for _, f := range []struct{ col, v string }{{"offer", b.sc.filter.Offer}, {"station", b.sc.filter.Station}, {"market", b.sc.filter.Market}} {
-			if f.v != "" {
-				conds = append(conds, f.col+" = "+chsql.String(f.v))
-			}
-		}
-		where = "\nWHERE " + strings.Join(conds, " AND ")
+		where = fmt.Sprintf("\nWHERE aired_at_ms >= %s AND aired_at_ms < %s", ms(b.sc.lo), ms(b.sc.hi)) + b.filterSQL()
 	}
 	return `SELECT
     airing_id, status, offer, station, market, media_type, isci, dnis, promo_code, vanity_url,

@@ -18,12 +18,12 @@ import (
 func plan(ctx context.Context, q Querier, o Options) (Queries, ReadStats, error) {
 	ident, _ := chsql.Ident(o.Database)
 	lo, hi := o.Filter.From.UnixMilli(), o.Filter.To.UnixMilli()
-	days := int(floorDiv(hi-1, dayMS) - floorDiv(lo, dayMS) + 1)
+	days := int(UTCDay(hi-1) - UTCDay(lo) + 1)
 	if o.Source == SourceOnRead || o.Config.WindowMinutes != DefaultWindowMinutes || o.Config.BaselineMinutes != DefaultBaselineMinutes {
 		qs, err := onRead(ctx, q, o)
 		return qs, ReadStats{DaysOnRead: days}, err
 	}
-	status, built, err := readStatus(ctx, q, o.Database, ident, floorDiv(lo, dayMS), floorDiv(hi-1, dayMS))
+	status, built, err := readStatus(ctx, q, o.Database, ident, UTCDay(lo), UTCDay(hi-1))
 	if err != nil {
 		return Queries{}, ReadStats{}, err
 	}
@@ -34,7 +34,7 @@ func plan(ctx context.Context, q Querier, o Options) (Queries, ReadStats, error)
 	fast := &fastPlan{minuteLo: lo, minuteHi: hi}
 	clean := []string{}
 	var read ReadStats
-	first, last := floorDiv(lo, dayMS), floorDiv(hi-1, dayMS)
+	first, last := UTCDay(lo), UTCDay(hi-1)
 	var runStart int64 = -1
 	flush := func(end int64) error { // the dirty days runStart..end-1
 		if runStart < 0 {
@@ -154,13 +154,13 @@ func readStatus(ctx context.Context, q Querier, database, ident string, first, l
 	return out, true, nil
 }
 
-// floorDiv is a / b rounded down (b > 0).
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && a < 0 {
-		q--
+// UTCDay is the UTC day number (days since 1970-01-01) of Unix time ms.
+func UTCDay(ms int64) int64 {
+	d := ms / dayMS
+	if ms%dayMS != 0 && ms < 0 {
+		d--
 	}
-	return q
+	return d
 }
 
 func msTime(v int64) time.Time { return time.UnixMilli(v).UTC() }

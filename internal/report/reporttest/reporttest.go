@@ -7,6 +7,7 @@ package reporttest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/airtally/airtally/consumers/projector"
 	"strings"
@@ -212,4 +213,23 @@ func (q chdbQuerier) Query(_ context.Context, sql string) ([]report.Row, error) 
 		out[i] = report.Row(r)
 	}
 	return out, nil
+}
+
+// SameAsOnRead runs o as asked (Source auto: from the projection where
+// it can) and on read, and reports whether their JSON is the same, with
+// both results.
+func SameAsOnRead(ctx context.Context, q report.Querier, o report.Options) (fast, onRead *report.Result, same bool, err error) {
+	if fast, err = report.Run(ctx, q, o); err != nil {
+		return nil, nil, false, fmt.Errorf("report from the projection: %w", err)
+	}
+	o.Source = report.SourceOnRead
+	if onRead, err = report.Run(ctx, q, o); err != nil {
+		return nil, nil, false, fmt.Errorf("report on read: %w", err)
+	}
+	fj, err1 := json.Marshal(fast)
+	sj, err2 := json.Marshal(onRead)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, nil, false, err
+	}
+	return fast, onRead, string(fj) == string(sj), nil
 }
