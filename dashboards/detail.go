@@ -108,12 +108,13 @@ SELECT
     baseline_calls
 FROM
 (
-    SELECT start_ms, minute, calls, shape_key, baseline_calls
+    SELECT start_ms, minute, calls, shape_key, week, baseline_calls
     FROM
     (
         SELECT
             response_start_ms AS start_ms,
             concat(offer, '|', media_type) AS shape_key,
+            toMonday(aired_at) AS week,
             baseline_rate AS baseline_calls,
             toInt64(arrayJoin(range(toUInt64(ceil(window_length_minutes))))) AS minute
         FROM airing_figures
@@ -128,9 +129,9 @@ FROM
 ) AS mc
 ALL LEFT JOIN
 (
-    SELECT shape_key, bin AS minute, calls_per_airing AS expected_calls
+    SELECT shape_key, week, bin AS minute, calls_per_airing AS expected_calls
     FROM response_shapes
-) AS s USING (shape_key, minute)
+) AS s USING (shape_key, week, minute)
 ORDER BY time`, "time", "calls", "expected_calls", "baseline_calls"))
 
 	b.panel(timeseriesPanel(4, "Calls and orders around it",

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"encoding/json"
 	"fmt"
 	"github.com/airtally/airtally/consumers/projector"
 	"math"
@@ -242,6 +243,7 @@ func TestAccountabilityRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRules(t, "ClickHouse 18.16", d, on18)
+	sameFromEverySource(t, report.Native(conn), db, from, to, on18)
 	t.Run("current ClickHouse", func(t *testing.T) {
 		ch, cdb := testenv.ChDB(t)
 		copyToCHDB(t, conn, db, ch, cdb)
@@ -251,6 +253,7 @@ func TestAccountabilityRules(t *testing.T) {
 		}
 		checkRules(t, "chDB", d, got)
 		sameAccountability(t, on18, got)
+		sameFromEverySource(t, chdbQuerier{ch}, cdb, from, to, got)
 	})
 }
 
@@ -311,4 +314,24 @@ func fmtBound(b *float64) string {
 		return "none"
 	}
 	return fmt.Sprintf("%.0f", *b)
+}
+
+// sameFromEverySource checks that the accountability of [from, to) is the
+// same read from the projection (want), computed week by week over each
+// week's slice, and read from the on-read view over all history.
+func sameFromEverySource(t *testing.T, q report.Querier, db string, from, to time.Time, want []accountability.Airing) {
+	t.Helper()
+	if len(want) == 0 {
+		t.Fatal("no airing to compare")
+	}
+	wantJSON, _ := json.Marshal(want)
+	for _, src := range []accountability.Source{accountability.SourceSlices, accountability.SourceOnRead} {
+		got, err := accountability.QueryFrom(t.Context(), q, db, from, to, src)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if j, _ := json.Marshal(got); string(j) != string(wantJSON) {
+			t.Errorf("accountability from %s differs from the projection's:\n got %s\nwant %s", src, j, wantJSON)
+		}
+	}
 }

@@ -100,10 +100,11 @@ type eventsTable struct {
 	occurred int // index of occurred_at in cols
 	kind     int // index of kind in cols
 	eventID  int // index of event_id in cols
-	// indexes of occurred_at_ms and order_id in cols (projection marks)
-	occurredMS, orderID int
-	query               string   // INSERT INTO db.events (cols…)
-	missing             []string // known columns the table does not have
+	// indexes of occurred_at_ms, order_id, window_start_ms and
+	// window_end_ms in cols (projection marks; -1: no such column)
+	occurredMS, orderID, windowStartMS, windowEndMS int
+	query                                           string   // INSERT INTO db.events (cols…)
+	missing                                         []string // known columns the table does not have
 }
 
 // readEventsTable reads the columns of db.events and keeps the known ones
@@ -132,7 +133,7 @@ func readEventsTable(ctx context.Context, conn driver.Conn, db string) (*eventsT
 			return nil, fmt.Errorf("%w: %s.events has no column %s (not migrated?)", ErrSchema, db, name)
 		}
 	}
-	t := &eventsTable{}
+	t := &eventsTable{windowStartMS: -1, windowEndMS: -1}
 	names := make([]string, 0, len(knownColumns))
 	for _, c := range knownColumns {
 		typ, ok := have[c.name]
@@ -156,6 +157,10 @@ func readEventsTable(ctx context.Context, conn driver.Conn, db string) (*eventsT
 			t.occurredMS = len(t.cols)
 		case "order_id":
 			t.orderID = len(t.cols)
+		case "window_start_ms":
+			t.windowStartMS = len(t.cols)
+		case "window_end_ms":
+			t.windowEndMS = len(t.cols)
 		}
 		t.cols = append(t.cols, c)
 		names = append(names, c.name)

@@ -11,22 +11,33 @@ import (
 	"github.com/airtally/airtally/producers/event"
 )
 
-// markProjection marks the days of the airing projection that rows (events
-// rows of t) and projs (their airing and offer rows) may change. It runs
+// markProjection marks the days of the airing projection and the weeks of
+// the accountability projection that rows (events rows of t) and projs
+// (their airing and offer rows) may change. It runs
 // after both are stored and before they are acknowledged
 // (consumers/projector).
 func markProjection(ctx context.Context, conn driver.Conn, db string, t *eventsTable, rows [][]any, projs []*projRow) error {
 	touches := make([]projector.Touch, 0, len(rows))
 	for _, row := range rows {
 		kind, _ := row[t.kind].(string)
-		switch event.Kind(kind) {
-		case event.CallReceived, event.CallAnswered, event.CallAbandoned, event.OrderPlaced, event.OrderCancelled:
-		default:
-			continue // airings and offers are marked from their rows
-		}
 		at, _ := row[t.occurredMS].(int64)
-		order, _ := row[t.orderID].(string)
-		touches = append(touches, projector.Touch{Kind: event.Kind(kind), At: at, OrderID: order})
+		switch event.Kind(kind) {
+		case event.CallReceived, event.CallAnswered, event.CallAbandoned, event.OrderPlaced, event.OrderCancelled, event.Heartbeat:
+			order, _ := row[t.orderID].(string)
+			touches = append(touches, projector.Touch{Kind: event.Kind(kind), At: at, OrderID: order})
+		case event.SourceDown, event.SourceUp, event.GapOpened, event.GapClosed, event.LineSilent, event.LineRestored, event.DataDelayed:
+			tc := projector.Touch{Kind: event.Kind(kind), At: at, Until: at}
+			if t.windowStartMS >= 0 && t.windowEndMS >= 0 {
+				tc.At, _ = row[t.windowStartMS].(int64)
+				tc.Until, _ = row[t.windowEndMS].(int64)
+			}
+			if k := event.Kind(kind); k == event.SourceDown || k == event.LineSilent {
+				tc.Until = 0 // open until its end is found
+			}
+			touches = append(touches, tc)
+		default:
+			// airings and offers are marked from their rows
+		}
 	}
 	for _, p := range projs {
 		switch p.table {

@@ -5,17 +5,22 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/airtally/airtally/consumers/detector/accountability"
 	"github.com/airtally/airtally/internal/chsql"
 	"github.com/airtally/airtally/internal/report"
 	"github.com/airtally/airtally/producers/event"
 )
 
 // Touch is what an inserted event can change in the figures: its kind,
-// its time (Unix ms), and the airing, offer or order it names.
+// its time (Unix ms), and the airing, offer or order it names. For a
+// detection, At and Until are the span it describes (Until 0: open, as a
+// source.down).
 type Touch struct {
 	Kind     event.Kind
 	At       int64
+	Until    int64
 	AiringID string
 	Offer    string
 	OrderID  string
@@ -42,17 +47,32 @@ const (
 // touches in the same way; an offer marks every airing of the offer; a
 // cancellation marks its order's days. Events of other kinds change no
 // figure.
+//
+// The accountability projection's weeks follow the days of their airings
+// (a week whose day was computed again is computed again), and the
+// events no day mark covers mark weeks directly (accountability.
+// WeeksTouched): a detection marks the weeks its span can reach; a
+// cancellation naming an order never stored (an orphan) and an order whose
+// cancellation is stored mark the weeks the cancellation can reach; a
+// heartbeat marks the weeks of the gaps that begin on its day or the next.
 func Mark(ctx context.Context, db DB, database string, touches []Touch) error {
-	days, err := DaysOf(ctx, db, database, touches)
-	if err != nil || len(days) == 0 {
-		return err
-	}
-	q, err := report.MarkDaysSQL(database, days)
+	days, weeks, err := marksOf(ctx, db, database, touches)
 	if err != nil {
 		return err
 	}
-	if err := db.Exec(ctx, q); err != nil {
-		return fmt.Errorf("projector: mark %d days: %w", len(days), err)
+	if len(days) > 0 {
+		q, err := report.MarkDaysSQL(database, days)
+		if err != nil {
+			return err
+		}
+		if err := db.Exec(ctx, q); err != nil {
+			return fmt.Errorf("projector: mark %d days: %w", len(days), err)
+		}
+	}
+	if len(weeks) > 0 {
+		if err := db.Exec(ctx, accountability.MarkWeeksSQL(database, weeks)); err != nil {
+			return fmt.Errorf("projector: mark %d weeks: %w", len(weeks), err)
+		}
 	}
 	return nil
 }
@@ -60,30 +80,89 @@ func Mark(ctx context.Context, db DB, database string, touches []Touch) error {
 // DaysOf is the UTC days (day numbers, sorted) that Mark marks for
 // touches.
 func DaysOf(ctx context.Context, db DB, database string, touches []Touch) ([]int64, error) {
+	days, _, err := marksOf(ctx, db, database, touches)
+	return days, err
+}
+
+// marksOf is the UTC days (day numbers) and the weeks (Mondays, Unix ms)
+// that Mark marks for touches, sorted.
+func marksOf(ctx context.Context, db DB, database string, touches []Touch) (days, weeks []int64, err error) {
 	ident, err := chsql.Ident(database)
 	if err != nil {
-		return nil, fmt.Errorf("projector: database: %w", err)
+		return nil, nil, fmt.Errorf("projector: database: %w", err)
 	}
-	var times []int64
-	var airingIDs, offers, orderIDs []string
+	var times, beats []int64
+	var airingIDs, offers, orderIDs, placedIDs []string
+	var spans [][2]int64
 	for _, t := range touches {
 		switch t.Kind {
-		case event.CallReceived, event.CallAnswered, event.CallAbandoned, event.OrderPlaced:
+		case event.CallReceived, event.CallAnswered, event.CallAbandoned:
 			times = append(times, t.At)
+		case event.OrderPlaced:
+			times = append(times, t.At)
+			if t.OrderID != "" {
+				placedIDs = append(placedIDs, t.OrderID)
+			}
 		case event.OrderCancelled:
 			orderIDs = append(orderIDs, t.OrderID)
 		case event.AiringScheduled, event.AiringRevised, event.AiringCancelled:
 			airingIDs = append(airingIDs, t.AiringID)
 		case event.OfferConfigured:
 			offers = append(offers, t.Offer)
+		case event.Heartbeat:
+			beats = append(beats, t.At)
+		case event.SourceDown, event.SourceUp, event.GapOpened, event.GapClosed, event.LineSilent, event.LineRestored, event.DataDelayed:
+			spans = append(spans, [2]int64{t.At, t.Until})
 		}
 	}
-	if len(times)+len(airingIDs)+len(offers)+len(orderIDs) == 0 {
-		return nil, nil
+	if len(times)+len(airingIDs)+len(offers)+len(orderIDs)+len(beats)+len(spans) == 0 {
+		return nil, nil, nil
 	}
-	reach, window, err := reachOf(ctx, db, ident)
+	reach, window, err := report.Reach(ctx, db, database)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	weekSet := map[int64]bool{}
+	weekSpan := func(lo, hi int64) {
+		for _, w := range accountability.WeeksTouched(lo, hi, reach) {
+			weekSet[w] = true
+		}
+	}
+	for _, sp := range spans {
+		hi := sp[1]
+		if hi < sp[0] { // open: until now, and on
+			hi = time.Now().UnixMilli() + dayMS
+		}
+		weekSpan(sp[0], hi)
+	}
+	if len(beats) > 0 {
+		lo, hi := slices.Min(beats), slices.Max(beats)
+		rows, err := db.Query(ctx, fmt.Sprintf("SELECT window_start_ms, window_end_ms FROM %s.events WHERE kind IN ('gap.opened', 'gap.closed')"+
+			" AND window_start_ms >= %d AND window_start_ms < %d", ident, report.UTCDay(lo)*dayMS, (report.UTCDay(hi)+2)*dayMS))
+		if err != nil {
+			return nil, nil, fmt.Errorf("projector: read the gaps near the heartbeats: %w", err)
+		}
+		for _, r := range rows {
+			from, err1 := toInt(r["window_start_ms"])
+			until, err2 := toInt(r["window_end_ms"])
+			if err1 != nil || err2 != nil {
+				return nil, nil, fmt.Errorf("projector: read the gaps near the heartbeats: %v %v", err1, err2)
+			}
+			weekSpan(from, max(from, until))
+		}
+	}
+	if len(placedIDs) > 0 {
+		rows, err := db.Query(ctx, "SELECT occurred_at_ms FROM "+ident+".events WHERE kind = 'order.cancelled' AND order_id IN "+inList(placedIDs))
+		if err != nil {
+			return nil, nil, fmt.Errorf("projector: read the cancellations of the orders: %w", err)
+		}
+		for _, r := range rows {
+			at, err := toInt(r["occurred_at_ms"])
+			if err != nil {
+				return nil, nil, fmt.Errorf("projector: read the cancellations of the orders: %w", err)
+			}
+			weekSpan(at, at)
+		}
 	}
 	set := map[int64]bool{}
 	span := func(lo, hi int64) {
@@ -111,53 +190,45 @@ func DaysOf(ctx context.Context, db DB, database string, touches []Touch) ([]int
 	}
 	if len(airingIDs) > 0 {
 		if err := versions("airing_id IN " + inList(airingIDs)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if len(offers) > 0 {
 		if err := versions("offer IN " + inList(offers)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if len(orderIDs) > 0 {
-		rows, err := db.Query(ctx, "SELECT occurred_at_ms FROM "+ident+".events WHERE kind = 'order.placed' AND order_id IN "+inList(orderIDs))
+		rows, err := db.Query(ctx, "SELECT order_id, occurred_at_ms FROM "+ident+".events WHERE kind = 'order.placed' AND order_id IN "+inList(orderIDs))
 		if err != nil {
-			return nil, fmt.Errorf("projector: read the cancelled orders: %w", err)
+			return nil, nil, fmt.Errorf("projector: read the cancelled orders: %w", err)
 		}
+		found := map[string]bool{}
 		for _, r := range rows {
 			at, err := toInt(r["occurred_at_ms"])
 			if err != nil {
-				return nil, fmt.Errorf("projector: read the cancelled orders: %w", err)
+				return nil, nil, fmt.Errorf("projector: read the cancelled orders: %w", err)
 			}
+			id, _ := r["order_id"].(string)
+			found[id] = true
 			span(at, at)
 		}
+		for _, t := range touches {
+			if t.Kind == event.OrderCancelled && !found[t.OrderID] {
+				weekSpan(t.At, t.At) // an orphan: a lost order of the airings before it
+			}
+		}
 	}
-	days := make([]int64, 0, len(set))
+	days = make([]int64, 0, len(set))
 	for d := range set {
 		days = append(days, d)
 	}
 	slices.Sort(days)
-	return days, nil
-}
-
-// reachOf reads how long, at most, an airing's response lasts after its
-// air time (reach) and the longest response window (window), in ms.
-func reachOf(ctx context.Context, db DB, ident string) (reach, window int64, err error) {
-	rows, err := db.Query(ctx, "SELECT toInt64((SELECT max(greatest(aired_until_ms - aired_at_ms, 0)) FROM "+ident+".airings)) AS spread,"+
-		" toInt64(greatest((SELECT max(window_minutes) FROM "+ident+".offers), "+chsql.Int(report.DefaultWindowMinutes)+")) AS window_minutes")
-	if err != nil {
-		return 0, 0, fmt.Errorf("projector: read the longest response: %w", err)
+	for w := range weekSet {
+		weeks = append(weeks, w)
 	}
-	if len(rows) != 1 {
-		return 0, 0, fmt.Errorf("projector: read the longest response: %d rows", len(rows))
-	}
-	spread, err1 := toInt(rows[0]["spread"])
-	minutes, err2 := toInt(rows[0]["window_minutes"])
-	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("projector: read the longest response: %v %v", err1, err2)
-	}
-	window = minutes * 60_000
-	return spread + window, window, nil
+	slices.Sort(weeks)
+	return days, weeks, nil
 }
 
 // inList is the SQL list of the distinct strings of ss.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/airtally/airtally/consumers/detector/accountability"
 	"github.com/airtally/airtally/internal/chsql"
 	"github.com/airtally/airtally/internal/report"
 )
@@ -26,11 +27,19 @@ type Config struct {
 	// inserts, a post-log's included), or once it has waited MaxDelay;
 	// default 30 s. Reports compute a waiting day on read.
 	MaxDelay time.Duration
+	// Refresh is how often a week of the accountability projection that
+	// is not settled yet (a response window open, an incident ongoing) is
+	// computed again; default 60 s.
+	Refresh time.Duration
+	// MaxWeeks is the most weeks one accountability computation covers;
+	// default 4.
+	MaxWeeks int
 	// Log receives the projector's progress; default slog.Default().
 	Log *slog.Logger
 }
 
-// Projector computes the projection's dirty days. Run one per database
+// Projector computes the airing projection's dirty days, then the
+// accountability projection's dirty weeks. Run one per database
 // (two are safe, each computation being versioned, but do the work
 // twice).
 type Projector struct {
@@ -56,6 +65,12 @@ func New(db DB, cfg Config) (*Projector, error) {
 	if cfg.MaxDelay <= 0 {
 		cfg.MaxDelay = 30 * time.Second
 	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = time.Minute
+	}
+	if cfg.MaxWeeks <= 0 {
+		cfg.MaxWeeks = 4
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -66,6 +81,8 @@ func New(db DB, cfg Config) (*Projector, error) {
 type PassStats struct {
 	// Days computed, in Statements statements.
 	Days, Statements int
+	// Weeks of accountability computed, in WeekComputations.
+	Weeks, WeekComputations int
 	// Waiting are the dirty days left for a later pass (marked too
 	// recently).
 	Waiting int
@@ -134,8 +151,44 @@ func (p *Projector) Pass(ctx context.Context) (PassStats, error) {
 		st.Statements++
 		i = j
 	}
+	if err := p.weeks(ctx, startedAt, &st); err != nil {
+		return st, err
+	}
 	st.Duration = time.Since(start)
 	return st, nil
+}
+
+// weeks computes the accountability projection's dirty weeks, after the
+// days: a week reads its airings' figures from the airing projection.
+func (p *Projector) weeks(ctx context.Context, startedAt int64, st *PassStats) error {
+	states, err := accountability.Weeks(ctx, p.db, p.cfg.Database)
+	if err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
+	var dirty []accountability.WeekState
+	for _, w := range states {
+		if w.Dirty(startedAt, int64(p.cfg.Refresh/time.Second)) {
+			dirty = append(dirty, w)
+		}
+	}
+	const weekMS = 7 * dayMS
+	for i := 0; i < len(dirty); {
+		j := i + 1
+		for j < len(dirty) && dirty[j].Week == dirty[j-1].Week+weekMS && j-i < p.cfg.MaxWeeks {
+			j++
+		}
+		c := accountability.Computation{First: dirty[i].Week, Last: dirty[j-1].Week, Version: p.version(), StartedAt: startedAt, DaysVersion: map[int64]uint64{}}
+		for _, w := range dirty[i:j] {
+			c.DaysVersion[w.Week] = w.CurrentDaysVersion
+		}
+		if err := accountability.ComputeWeeks(ctx, p.db, p.cfg.Database, c); err != nil {
+			return fmt.Errorf("projector: %w", err)
+		}
+		st.Weeks += j - i
+		st.WeekComputations++
+		i = j
+	}
+	return nil
 }
 
 // CatchUp runs passes until no day is dirty (when nothing is being
@@ -146,10 +199,10 @@ func (p *Projector) CatchUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if st.Days == 0 && st.Waiting == 0 {
+		if st.Days == 0 && st.Waiting == 0 && st.Weeks == 0 {
 			return nil
 		}
-		if st.Days == 0 {
+		if st.Days == 0 && st.Weeks == 0 {
 			if err := sleep(ctx, 250*time.Millisecond); err != nil {
 				return err
 			}
@@ -174,9 +227,12 @@ func (p *Projector) Run(ctx context.Context) error {
 		switch {
 		case err != nil && ctx.Err() == nil:
 			p.cfg.Log.Warn("projector: pass failed; retrying", "error", err)
-		case st.Days > 0:
-			p.cfg.Log.Info("projector: days computed", "days", st.Days, "statements", st.Statements, "waiting", st.Waiting, "bootstrapped", st.Bootstrapped, "duration", st.Duration)
-			continue
+		case st.Days > 0 || st.Weeks > 0:
+			p.cfg.Log.Info("projector: computed", "days", st.Days, "statements", st.Statements, "weeks", st.Weeks, "week_computations", st.WeekComputations,
+				"waiting", st.Waiting, "bootstrapped", st.Bootstrapped, "duration", st.Duration)
+			if st.Days > 0 {
+				continue
+			}
 		}
 		pause := p.cfg.Interval
 		if st.Waiting > 0 {

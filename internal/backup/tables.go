@@ -5,14 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/airtally/airtally/internal/report"
 	"io"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/airtally/airtally/consumers/detector/accountability"
 	"github.com/airtally/airtally/internal/chsql"
+	"github.com/airtally/airtally/internal/report"
 )
 
 // migrationsTable is written by the migrator, never restored.
@@ -32,14 +34,20 @@ type tableHeader struct {
 
 // listTables returns the database's tables (not views), by name.
 //
-// The airing projection's tables are left out: they are derived, and a
-// restored database computes them again from the restored events (the
-// projector starts from scratch; until it has, reports compute on read),
-// so that they can never disagree with the events restored beside them.
+// The tables of the airing and accountability projections are left out:
+// they are derived, and a restored database computes them again from the
+// restored events (the projector starts from scratch; until it has,
+// reports compute on read), so that they can never disagree with the
+// events restored beside them. So are Memory tables (an accountability
+// computation's scratch tables).
 func listTables(ctx context.Context, conn driver.Conn, db string) ([]string, error) {
+	derived := []string{report.TableMeasures, report.TableDays, report.TableMarks,
+		accountability.TableAirings, accountability.TableCoverage, accountability.TableShapes, accountability.TableWeeks, accountability.TableMarks}
+	for i, t := range derived {
+		derived[i] = chsql.String(t)
+	}
 	q := "SELECT name FROM system.tables WHERE database = " + chsql.String(db) +
-		" AND engine NOT LIKE '%View' AND name NOT IN " +
-		"(" + chsql.String(report.TableMeasures) + ", " + chsql.String(report.TableDays) + ", " + chsql.String(report.TableMarks) + ") ORDER BY name"
+		" AND engine NOT LIKE '%View' AND engine != 'Memory' AND name NOT IN (" + strings.Join(derived, ", ") + ") ORDER BY name"
 	rows, err := conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("list tables of %s: %w", db, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
+	"github.com/airtally/airtally/consumers/detector/accountability"
 	"github.com/airtally/airtally/consumers/projector"
 	"github.com/airtally/airtally/producers/event"
 
@@ -25,7 +26,8 @@ import (
 // BenchmarkReportBroadcastYear times the airing report over a broadcast
 // year: 50,000 airings and about 20 million events (calls with their
 // answer, end or hang-up, phone and web orders, cancellations, every
-// source's heartbeat each minute) on ClickHouse 18.16. The data are
+// source's heartbeat each minute, and the call centre down 10 minutes a
+// day) on ClickHouse 18.16. The data are
 // generated inside ClickHouse (INSERT ... SELECT), deterministic but for
 // event ids. AIRTALLY_BENCH_SCALE scales it (default 1; 0.1 is a tenth).
 // It runs only with -bench, e.g.
@@ -143,22 +145,23 @@ func BenchmarkReportBroadcastYear(b *testing.B) {
 	}
 	marked := time.Since(t0)
 	t0 = time.Now()
-	var computed, statements int
+	var computed, statements, weeks int
 	for {
 		st, err := p.Pass(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
-		computed, statements = computed+st.Days, statements+st.Statements
-		if st.Days == 0 && st.Waiting == 0 {
+		computed, statements, weeks = computed+st.Days, statements+st.Statements, weeks+st.Weeks
+		if st.Days == 0 && st.Waiting == 0 && st.Weeks == 0 {
 			break
 		}
-		if st.Days == 0 {
+		if st.Days == 0 && st.Weeks == 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	b.Logf("post-log of airing %s on %s (the busiest day): marked in %s; every day clean again %s later (%d days computed, %d statements; a day is computed once its latest mark is %d s old)",
-		moved, busy, marked.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond), computed, statements, report.MarkMarginSeconds)
+	b.Logf("post-log of airing %s on %s (the busiest day): marked in %s; every day and week clean again %s later (%d days computed, %d statements, %d weeks of accountability; a day is computed once its latest mark is %d s old)",
+		moved, busy, marked.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond), computed, statements, weeks, report.MarkMarginSeconds)
+	benchAccountability(b, ctx, conn, db, q, p, year)
 	day := cases[3].o
 	busyDay, _ := time.Parse(time.DateOnly, busy)
 	day.Filter = report.Filter{From: busyDay, To: busyDay.AddDate(0, 0, 1)}
@@ -213,6 +216,12 @@ func BenchmarkReportBroadcastYear(b *testing.B) {
 type timedQuerier struct {
 	conn driver.Conn
 	ids  []string
+}
+
+func (q *timedQuerier) Exec(ctx context.Context, sql string) error {
+	id := uuid.NewString()
+	q.ids = append(q.ids, id)
+	return q.conn.Exec(clickhouse.Context(ctx, clickhouse.WithQueryID(id)), sql)
 }
 
 func (q *timedQuerier) Query(ctx context.Context, sql string) ([]report.Row, error) {
@@ -321,6 +330,19 @@ SELECT generateUUIDv4(), 'order.placed', 1, toDateTime(intDiv(t, 1000), 'UTC'), 
     concat('P', toString(a %% 6)), number + 1, toDateTime(intDiv(t, 1000), 'UTC'), t, now()
 FROM (SELECT number, cityHash64(number, 30) %% %[1]d AS a, %[2]s + %[3]s AS t FROM numbers(%[4]d))`,
 			airingsN, at("a"), expo("cityHash64(number, 32)"), web),
+		// The call centre down 10 minutes a day, inside the busy hours
+		// (what the detector writes: source.down, then source.up).
+		fmt.Sprintf(`INSERT INTO {db}.events (event_id, kind, schema_version, occurred_at, occurred_at_ms, source_system, source_instance, source_seq,
+    monitored_system, monitored_instance, window_start, window_start_ms, window_end, window_end_ms, tolerance_seconds, outcome, stream_seq, stored_at, stored_at_ms, loaded_at)
+SELECT generateUUIDv4(), kind, 1, toDateTime(intDiv(ms, 1000), 'UTC'), ms, 'detector', 'bench', n * 2 + k + 1,
+    'acd', 'bench', toDateTime(intDiv(s, 1000), 'UTC'), s, toDateTime(intDiv(e, 1000), 'UTC'), if(k = 0, s, e), 90, if(k = 0, '', 'down'),
+    n * 2 + k + 1, toDateTime(intDiv(ms, 1000), 'UTC'), ms, now()
+FROM
+(
+    SELECT number AS n, %d + toInt64(number) * 86400000 + 50400000 + toInt64(cityHash64(number, 40) %% 28800000) AS s, s + 600000 AS e,
+        arrayJoin([0, 1]) AS k, if(k = 0, 'source.down', 'source.up') AS kind, if(k = 0, s + 90000, e + 1000) AS ms
+    FROM numbers(364)
+)`, y0),
 		// Heartbeats: four sources, every minute.
 		fmt.Sprintf(`INSERT INTO {db}.events (event_id, kind, schema_version, occurred_at, occurred_at_ms, source_system, source_instance, source_seq,
     interval_seconds, stream_seq, stored_at, stored_at_ms, loaded_at)
@@ -341,4 +363,70 @@ FROM (SELECT number AS m, arrayJoin(['acd', 'console', 'shop', 'gateway']) AS s,
 		b.Logf("optimize: %v", err)
 	}
 	return n
+}
+
+// benchAccountability times the accountability over the year: read from
+// its projection (a year, a week, a day), a day and a week computed on
+// read over their slices, and computing every week again; and checks that
+// the projection and the slices agree.
+func benchAccountability(b *testing.B, ctx context.Context, conn driver.Conn, db string, q *timedQuerier, p *projector.Projector, year time.Time) {
+	run := func(from, to time.Time, src accountability.Source) (time.Duration, time.Duration, string, int) {
+		q.ids = nil
+		t0 := time.Now()
+		rows, err := accountability.QueryFrom(ctx, q, db, from, to, src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wall := time.Since(t0)
+		j, _ := json.Marshal(rows)
+		return wall, q.cpu(b, ctx), string(j), len(rows)
+	}
+	day := year.AddDate(0, 0, 200)
+	cases := []struct {
+		name     string
+		from, to time.Time
+		slices   bool
+	}{
+		{"year", year, year.AddDate(0, 0, 364), false},
+		{"week", year.AddDate(0, 0, 182), year.AddDate(0, 0, 189), true},
+		{"day", day, day.AddDate(0, 0, 1), true},
+	}
+	b.Logf("%-16s %12s %12s %12s %12s %6s %s", "accountability", "wall stored", "CPU stored", "wall slices", "CPU slices", "rows", "same JSON")
+	for _, c := range cases {
+		wall, cpu, j, n := run(c.from, c.to, accountability.SourceAuto)
+		for range 2 { // the fastest of three: merges run beside
+			if w, cp, _, _ := run(c.from, c.to, accountability.SourceAuto); w < wall {
+				wall, cpu = w, cp
+			}
+		}
+		if !c.slices {
+			b.Logf("%-16s %12s %12s %12s %12s %6d", c.name, wall.Round(time.Millisecond), cpu.Round(time.Millisecond), "-", "-", n)
+			continue
+		}
+		sw, scpu, sj, _ := run(c.from, c.to, accountability.SourceSlices)
+		if sj != j {
+			b.Errorf("accountability %s: the projection differs from the slices computed on read", c.name)
+		}
+		b.Logf("%-16s %12s %12s %12s %12s %6d %v", c.name, wall.Round(time.Millisecond), cpu.Round(time.Millisecond),
+			sw.Round(time.Millisecond), scpu.Round(time.Millisecond), n, sj == j)
+	}
+	// Every week again, as after an upgrade of the views.
+	states, err := accountability.Weeks(ctx, q, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	all := make([]int64, 0, len(states))
+	for _, w := range states {
+		all = append(all, w.Week)
+	}
+	if err := conn.Exec(ctx, accountability.MarkWeeksSQL(db, all)); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(time.Duration(report.MarkMarginSeconds+1) * time.Second)
+	t0 := time.Now()
+	st, err := p.Pass(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("accountability: all %d weeks computed again in %s (%d computations)", st.Weeks, time.Since(t0).Round(100*time.Millisecond), st.WeekComputations)
 }

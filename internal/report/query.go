@@ -24,6 +24,10 @@ func Native(conn driver.Conn) Querier { return nativeQuerier{conn} }
 
 type nativeQuerier struct{ conn driver.Conn }
 
+// Exec runs a statement that returns no rows: a Native Querier is also an
+// Execer.
+func (q nativeQuerier) Exec(ctx context.Context, sql string) error { return q.conn.Exec(ctx, sql) }
+
 func (q nativeQuerier) Query(ctx context.Context, sql string) ([]Row, error) {
 	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {

@@ -1,5 +1,6 @@
 // Package accountability reads what every airing's response window went
-// through from the accountability views (schema migration 0011): its
+// through, and keeps it as a projection (a broadcast week at a time, by
+// the on-read views of schema migrations 0011, 0013 and 0015): its
 // status and the reason for it, how much of its window was covered, the
 // calls and orders estimated missing, and its cost per order and media
 // ratio both as measured and adjusted for the estimate. See
@@ -142,30 +143,140 @@ type Airing struct {
 var ErrRange = errors.New("accountability: the range needs a start before its end")
 
 // SQL is the query of the airings that aired in [from, to), by air time,
-// from database db's accountability view.
+// from database db's accountability view (the projection).
 func SQL(db string, from, to time.Time) (string, error) {
 	ident, err := chsql.Ident(db)
 	if err != nil {
 		return "", fmt.Errorf("accountability: database: %w", err)
 	}
+	return rangeSQL(ident+"."+View, from, to)
+}
+
+func rangeSQL(table string, from, to time.Time) (string, error) {
 	if from.IsZero() || !from.Before(to) {
 		return "", ErrRange
 	}
 	cols := columns()
-	return "SELECT " + strings.Join(cols, ", ") + " FROM " + ident + "." + View +
+	return "SELECT " + strings.Join(cols, ", ") + " FROM " + table +
 		" WHERE aired_at >= " + chsql.Time(from) + " AND aired_at < " + chsql.Time(to) +
 		" ORDER BY aired_at, airing_id", nil
 }
 
-// Query reads the accountability of the airings that aired in [from, to).
+// Source is where Query reads from.
+type Source string
+
+const (
+	// SourceAuto: the projection for the weeks it holds clean, each other
+	// week computed on read over its slice.
+	SourceAuto Source = ""
+	// SourceSlices: every week computed on read over its slice.
+	SourceSlices Source = "slices"
+	// SourceOnRead: the on-read view over all history (for auditing; on a
+	// long history it is slow and needs much memory).
+	SourceOnRead Source = "on-read"
+)
+
+// Query reads the accountability of the airings that aired in [from, to):
+// from the projection for the weeks it holds clean, and computed on read,
+// a week at a time over the events it depends on, for the others (never
+// computed, marked since, or not settled). q must also be an Execer for
+// that (a week is evaluated into scratch tables); without one, Query reads
+// the on-read view.
 func Query(ctx context.Context, q report.Querier, db string, from, to time.Time) ([]Airing, error) {
-	sql, err := SQL(db, from, to)
+	return QueryFrom(ctx, q, db, from, to, SourceAuto)
+}
+
+// QueryFrom is Query reading from src.
+func QueryFrom(ctx context.Context, q report.Querier, db string, from, to time.Time, src Source) ([]Airing, error) {
+	ident, err := chsql.Ident(db)
+	if err != nil {
+		return nil, fmt.Errorf("accountability: database: %w", err)
+	}
+	if from.IsZero() || !from.Before(to) {
+		return nil, ErrRange
+	}
+	x, ok := q.(DB)
+	if !ok || src == SourceOnRead {
+		return queryRows(ctx, q, ident+"."+ViewOnRead, from, to)
+	}
+	first, last := WeekOf(from.UnixMilli()), WeekOf(to.UnixMilli()-1)
+	clean := map[int64]bool{}
+	if src == SourceAuto {
+		states, err := Weeks(ctx, q, db)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range states {
+			clean[w.Week] = w.Clean()
+		}
+	}
+	var out []Airing
+	for w := first; w <= last; {
+		if clean[w] {
+			rows, err := queryRows(ctx, q, ident+"."+View, maxTime(from, w), minTime(to, w+weekMS))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rows...)
+			w += weekMS
+			continue
+		}
+		end := w
+		for end+weekMS <= last && !clean[end+weekMS] && end-w < 3*weekMS {
+			end += weekMS
+		}
+		rows, err := sliceRows(ctx, x, db, w, end, maxTime(from, w), minTime(to, end+weekMS))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+		w = end + weekMS
+	}
+	return out, nil
+}
+
+func maxTime(t time.Time, ms int64) time.Time {
+	if u := time.UnixMilli(ms).UTC(); u.After(t) {
+		return u
+	}
+	return t
+}
+
+func minTime(t time.Time, ms int64) time.Time {
+	if u := time.UnixMilli(ms).UTC(); u.Before(t) {
+		return u
+	}
+	return t
+}
+
+// sliceRows computes the weeks first..last on read and returns the rows
+// of the airings aired in [from, to).
+func sliceRows(ctx context.Context, x DB, db string, first, last int64, from, to time.Time) (rows []Airing, err error) {
+	ident, _ := chsql.Ident(db)
+	reach, _, err := report.Reach(ctx, x, db)
+	if err != nil {
+		return nil, fmt.Errorf("accountability: %w", err)
+	}
+	set, err := evaluate(ctx, x, ident, NewSlice(first, last, reach))
+	defer func() {
+		if set != nil {
+			err = errors.Join(err, set.drop(ctx, x))
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	return queryRows(ctx, x, set.name(ViewOnRead), from, to)
+}
+
+func queryRows(ctx context.Context, q report.Querier, table string, from, to time.Time) ([]Airing, error) {
+	sql, err := rangeSQL(table, from, to)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := q.Query(ctx, sql)
 	if err != nil {
-		return nil, fmt.Errorf("accountability: query %s: %w", View, err)
+		return nil, fmt.Errorf("accountability: query %s: %w", table, err)
 	}
 	out := make([]Airing, 0, len(rows))
 	for _, r := range rows {
