@@ -31,9 +31,6 @@ func markProjection(ctx context.Context, conn driver.Conn, db string, t *eventsT
 				tc.At, _ = row[t.windowStartMS].(int64)
 				tc.Until, _ = row[t.windowEndMS].(int64)
 			}
-			if k := event.Kind(kind); k == event.SourceDown || k == event.LineSilent {
-				tc.Until = 0 // open until its end is found
-			}
 			touches = append(touches, tc)
 		default:
 			// airings and offers are marked from their rows

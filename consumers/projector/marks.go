@@ -15,8 +15,8 @@ import (
 
 // Touch is what an inserted event can change in the figures: its kind,
 // its time (Unix ms), and the airing, offer or order it names. For a
-// detection, At and Until are the span it describes (Until 0: open, as a
-// source.down).
+// detection, At and Until are the span it describes (a source.down or a
+// line.silent is open: until now).
 type Touch struct {
 	Kind     event.Kind
 	At       int64
@@ -77,6 +77,16 @@ func Mark(ctx context.Context, db DB, database string, touches []Touch) error {
 	return nil
 }
 
+// TouchOf is what e can change in the figures, as the loader reports it
+// from e's row.
+func TouchOf(e *event.Event) Touch {
+	t := Touch{Kind: e.Kind, At: e.OccurredAt.UnixMilli(), AiringID: e.AiringID, Offer: e.Offer, OrderID: e.OrderID}
+	if e.Kind.IsDetection() {
+		t.At, t.Until = e.WindowStart.UnixMilli(), e.WindowEnd.UnixMilli()
+	}
+	return t
+}
+
 // DaysOf is the UTC days (day numbers, sorted) that Mark marks for
 // touches.
 func DaysOf(ctx context.Context, db DB, database string, touches []Touch) ([]int64, error) {
@@ -111,7 +121,9 @@ func marksOf(ctx context.Context, db DB, database string, touches []Touch) (days
 			offers = append(offers, t.Offer)
 		case event.Heartbeat:
 			beats = append(beats, t.At)
-		case event.SourceDown, event.SourceUp, event.GapOpened, event.GapClosed, event.LineSilent, event.LineRestored, event.DataDelayed:
+		case event.SourceDown, event.LineSilent: // open until its end is found
+			spans = append(spans, [2]int64{t.At, 0})
+		case event.SourceUp, event.GapOpened, event.GapClosed, event.LineRestored, event.DataDelayed:
 			spans = append(spans, [2]int64{t.At, t.Until})
 		}
 	}

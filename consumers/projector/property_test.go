@@ -177,7 +177,7 @@ func TestProjectionSameAsOnRead(t *testing.T) {
 			conn, db := testenv.NewDatabase(t, true)
 			x := projector.Native(conn)
 			// MaxDelay 1 ns: compute every dirty day at once, while chunks load.
-			p, err := projector.New(x, projector.Config{Database: db, Interval: 50 * time.Millisecond, MaxDelay: time.Nanosecond})
+			p, err := projector.New(x, projector.Config{Database: db, Interval: 50 * time.Millisecond, MaxDelay: time.Nanosecond, AiringsOnly: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,7 +223,7 @@ func TestProjectionSameAsOnRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		x := reporttest.CHDBDB(ch)
-		p, err := projector.New(x, projector.Config{Database: db})
+		p, err := projector.New(x, projector.Config{Database: db, AiringsOnly: true})
 		if err != nil {
 			t.Fatal(err)
 		}

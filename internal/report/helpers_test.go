@@ -37,7 +37,7 @@ type engine struct {
 // project brings the engine's airing projection up to date.
 func project(t *testing.T, e engine) {
 	t.Helper()
-	p, err := projector.New(e.x, projector.Config{Database: e.db})
+	p, err := projector.New(e.x, projector.Config{Database: e.db, AiringsOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

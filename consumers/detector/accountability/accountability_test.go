@@ -160,3 +160,18 @@ func TestEveryFieldIsAViewColumn(t *testing.T) {
 		}
 	}
 }
+
+func TestWeekOf(t *testing.T) {
+	for _, c := range []struct{ at, monday string }{
+		{"2025-11-24T00:00:00Z", "2025-11-24"}, // a Monday
+		{"2025-11-30T23:59:59Z", "2025-11-24"}, // its Sunday
+		{"2025-12-01T00:00:00Z", "2025-12-01"},
+		{"1970-01-01T00:00:00Z", "1969-12-29"},
+		{"1969-12-28T12:00:00Z", "1969-12-22"},
+	} {
+		at, _ := time.Parse(time.RFC3339, c.at)
+		if got := time.UnixMilli(WeekOf(at.UnixMilli())).UTC().Format(time.DateOnly); got != c.monday {
+			t.Errorf("WeekOf(%s) = %s, want %s", c.at, got, c.monday)
+		}
+	}
+}

@@ -41,8 +41,9 @@ const (
 	hourMS = int64(3_600_000)
 	dayMS  = 24 * hourMS
 	weekMS = 7 * dayMS
-	// mondayOffsetMS: Unix day 0 (1970-01-01) was a Thursday.
-	mondayOffsetMS = 4 * dayMS
+	// mondayOffsetMS: Unix day 0 (1970-01-01) was a Thursday, three days
+	// after a Monday.
+	mondayOffsetMS = 3 * dayMS
 )
 
 // WeekOf is the Monday 00:00 UTC (Unix ms) of the week holding t (Unix ms).

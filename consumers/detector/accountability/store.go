@@ -38,11 +38,14 @@ type WeekState struct {
 }
 
 // Dirty reports whether the week must be computed (again) at server time
-// now (Unix s): never computed; marked since its computation started (an
+// now (Unix s), if it holds a day of the airing projection: never computed; marked since its computation started (an
 // event its slice holds was stored); a day of its airings computed again
 // since; or not settled (a response window still open, data not loaded
 // yet, an incident ongoing) and computed refresh seconds ago or more.
 func (w WeekState) Dirty(now, refresh int64) bool {
+	if w.CurrentDaysVersion == 0 {
+		return false // no airing day: nothing to compute (marks of an open incident reach to now)
+	}
 	return !w.Computed || w.MarkedAt >= w.StartedAt-report.MarkMarginSeconds || w.CurrentDaysVersion > w.DaysVersion ||
 		(!w.Settled && now-w.StartedAt >= refresh)
 }
@@ -176,7 +179,7 @@ func ComputeWeeks(ctx context.Context, db DB, database string, c Computation) (e
 	if err != nil {
 		return err
 	}
-	settled, err := settledWeeks(ctx, db, ident, set, sl, c.StartedAt, reach)
+	settled, err := settledWeeks(ctx, db, ident, set, sl, c.StartedAt)
 	if err != nil {
 		return err
 	}
@@ -243,14 +246,16 @@ func ComputeWeeks(ctx context.Context, db DB, database string, c Computation) (e
 
 // settledWeeks tells, for each week of the slice, whether its figures can
 // no longer change with time alone: every response window of its airings
-// closed and its data loaded (reach after the week's end, before both the
-// computation's start and the latest stored event), and no silence or
-// line outage ongoing (an ongoing one grows until now) that can still
-// grow into a window its figures depend on.
-func settledWeeks(ctx context.Context, q report.Querier, ident string, set *scratchSet, sl Slice, startedAt, reach int64) (map[int64]bool, error) {
+// closed and loaded (before both the computation's start and the latest
+// stored event), and, while a silence or line outage is ongoing (it grows
+// until now), also those of every airing of the slice (those near enough
+// to share an orphan cancellation with them). A week whose schedule grows
+// later is marked through its days.
+func settledWeeks(ctx context.Context, q report.Querier, ident string, set *scratchSet, sl Slice, startedAt int64) (map[int64]bool, error) {
 	rows, err := q.Query(ctx, "SELECT toInt64((SELECT max(stored_at_ms) FROM "+ident+".events)) AS loaded,"+
-		" toInt64((SELECT count() FROM "+set.name("source_silences")+" WHERE ongoing = 1 AND start_ms < "+chsql.Int(sl.AiringHi+reach)+")"+
-		" + (SELECT count() FROM "+set.name("line_outages")+" WHERE ongoing = 1 AND start_ms < "+chsql.Int(sl.AiringHi+reach)+")) AS ongoing")
+		" toInt64((SELECT count() FROM "+set.name("source_silences")+" WHERE ongoing = 1)"+
+		" + (SELECT count() FROM "+set.name("line_outages")+" WHERE ongoing = 1)) AS ongoing,"+
+		" toInt64((SELECT max(response_end_ms) FROM "+set.name("airings_current")+")) AS slice_end")
 	if err != nil {
 		return nil, fmt.Errorf("accountability: read what is settled: %w", err)
 	}
@@ -259,17 +264,28 @@ func settledWeeks(ctx context.Context, q report.Querier, ident string, set *scra
 	}
 	loaded, err1 := report.AsInt(rows[0]["loaded"])
 	ongoing, err2 := report.AsInt(rows[0]["ongoing"])
-	if err := errors.Join(err1, err2); err != nil {
+	sliceEnd, err3 := report.AsInt(rows[0]["slice_end"])
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, fmt.Errorf("accountability: read what is settled: %w", err)
+	}
+	ends, err := q.Query(ctx, "SELECT toInt64(toUInt16(toMonday(aired_at))) AS w, toInt64(max(response_end_ms)) AS e FROM "+set.name("airings_current")+
+		" WHERE "+weekCond(sl.First, sl.Last)+" GROUP BY w")
+	if err != nil {
+		return nil, fmt.Errorf("accountability: read what is settled: %w", err)
+	}
+	weekEnd := map[int64]int64{}
+	for _, r := range ends {
+		w, err1 := report.AsInt(r["w"])
+		e, err2 := report.AsInt(r["e"])
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("accountability: read what is settled: %w", err)
+		}
+		weekEnd[w*dayMS] = e
 	}
 	horizon := min(startedAt*1000, loaded) - report.MarkMarginSeconds*1000
 	out := map[int64]bool{}
 	for w := sl.First; w <= sl.Last; w += weekMS {
-		// Its airings' windows closed; and, with an incident ongoing, also
-		// those of the airings near enough to share an orphan cancellation
-		// with them: an ongoing span's overlap with a closed window no
-		// longer grows.
-		out[w] = w+weekMS+reach <= horizon && (ongoing == 0 || NewSlice(w, w, reach).AiringHi+reach <= horizon)
+		out[w] = weekEnd[w] <= horizon && (ongoing == 0 || sliceEnd <= horizon)
 	}
 	return out, nil
 }

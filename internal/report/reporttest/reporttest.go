@@ -197,8 +197,7 @@ func (q chdbQuerier) Exec(_ context.Context, sql string) error { return q.ch.Exe
 func Touches(evs []Sequenced) []projector.Touch {
 	out := make([]projector.Touch, len(evs))
 	for i, s := range evs {
-		e := s.Event
-		out[i] = projector.Touch{Kind: e.Kind, At: e.OccurredAt.UnixMilli(), AiringID: e.AiringID, Offer: e.Offer, OrderID: e.OrderID}
+		out[i] = projector.TouchOf(s.Event)
 	}
 	return out
 }
