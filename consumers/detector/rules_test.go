@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/airtally/airtally/consumers/detector/accountability"
-	"github.com/airtally/airtally/consumers/projector"
 	"github.com/airtally/airtally/consumers/loader"
+	"github.com/airtally/airtally/consumers/projector"
 	"github.com/airtally/airtally/internal/airings"
 	"github.com/airtally/airtally/internal/report"
 	"github.com/airtally/airtally/internal/testenv"

@@ -214,15 +214,14 @@ func runDemo(ctx context.Context, r demoRun, d *demoDay) error {
 	if err := waitDetected(ctx, r.js, r.conn, r.db, r.det, r.wait); err != nil {
 		return err
 	}
-	// The accountability views read the airing projection: bring it up
-	// to date with everything loaded (as the local projector would, a
-	// moment later).
+	// Bring the airing and accountability projections up to date with
+	// everything loaded (as the local projector would, a moment later).
 	proj, err := projector.New(projector.Native(r.conn), projector.Config{Database: r.db, Log: r.env.Log})
 	if err != nil {
 		return userErr(err, "the projector configuration is not valid")
 	}
 	if err := proj.CatchUp(ctx); err != nil {
-		return userErr(err, "could not bring the airing projection up to date")
+		return userErr(err, "could not bring the airing and accountability projections up to date")
 	}
 	acc, err := accountability.Query(ctx, report.Native(r.conn), r.db, d.day.From, d.day.To)
 	if err != nil {

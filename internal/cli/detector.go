@@ -140,10 +140,13 @@ func runAccountability(ctx context.Context, env *Env, args []string) error {
 		logs             logFlags
 		ch               chFlags
 		from, to, format string
+		source           string
 	)
 	fs.StringVar(&from, "from", "", "first broadcast day (YYYY-MM-DD) or an exact start (RFC 3339); required")
 	fs.StringVar(&to, "to", "", "last broadcast day, included (YYYY-MM-DD), or an exact end, excluded (RFC 3339); default: --from")
 	fs.StringVar(&format, "format", "text", "text or json")
+	fs.StringVar(&source, "source", "auto", "auto: the accountability projection for the weeks it holds settled and up to date, each other week computed on read;"+
+		" slices: every week computed on read; on-read: the on-read view over all history (to audit the projection; slow on a long history)")
 	logs.register(fs, filepath.Join(".airtally", "airtally.log"))
 	ch.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -155,6 +158,14 @@ func runAccountability(ctx context.Context, env *Env, args []string) error {
 	if format != "text" && format != "json" {
 		return &flagError{msg: "--format must be text or json"}
 	}
+	src := accountability.Source(source)
+	switch src {
+	case "auto":
+		src = accountability.SourceAuto
+	case accountability.SourceSlices, accountability.SourceOnRead:
+	default:
+		return &flagError{msg: "--source must be auto, slices or on-read"}
+	}
 	f, t, err := rangeFlags(report.DefaultConfig(), from, to)
 	if err != nil {
 		return &flagError{msg: err.Error()}
@@ -165,7 +176,7 @@ func runAccountability(ctx context.Context, env *Env, args []string) error {
 		return userErr(err, "could not reach ClickHouse at %v", cfg.WithDefaults().Addrs)
 	}
 	defer conn.Close()
-	rows, err := accountability.Query(ctx, report.Native(conn), cfg.WithDefaults().Database, f, t)
+	rows, err := accountability.QueryFrom(ctx, report.Native(conn), cfg.WithDefaults().Database, f, t, src)
 	if err != nil {
 		return userErr(err, "the accountability could not be read (is the schema migrated? run 'airtally migrate')")
 	}

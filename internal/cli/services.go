@@ -24,7 +24,7 @@ func init() {
 	register(command{name: "gateway", summary: "run the HTTP gateway (POST /v1/events) for systems that cannot speak NATS", run: runGateway})
 	register(command{name: "loader", summary: "run the ClickHouse loader (JetStream → ClickHouse, exactly once)", run: runLoader})
 	register(command{name: "replay", summary: "rebuild the ClickHouse tables from the stream into a fresh database", run: runReplay})
-	register(command{name: "projector", summary: "keep the airing projection (the figures reports and dashboards read) up to date", run: runProjector})
+	register(command{name: "projector", summary: "keep the airing and accountability projections (the figures reports and dashboards read) up to date", run: runProjector})
 }
 
 // jetStream connects to NATS and, if ensure is set, creates or updates the
@@ -236,7 +236,7 @@ type loaderFlags struct {
 }
 
 func (l *loaderFlags) register(fs *flag.FlagSet) {
-	fs.BoolVar(&l.projector, "projector", true, "also keep the airing projection in this process (as airtally projector does); one per database is enough, more are safe")
+	fs.BoolVar(&l.projector, "projector", true, "also keep the airing and accountability projections in this process (as airtally projector does); one per database is enough, more are safe")
 	fs.StringVar(&l.consumer, "consumer", loader.DefaultConsumer, "durable consumer shared by all loader instances")
 	fs.IntVar(&l.batchSize, "batch-size", loader.DefaultBatchSize, "most events in one insert")
 	fs.DurationVar(&l.flush, "flush-interval", loader.DefaultFlushInterval, "how long a batch waits for more events")
@@ -309,8 +309,8 @@ func runLoader(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-// runProjector keeps the airing projection of one database up to date
-// (consumers/projector).
+// runProjector keeps the airing and accountability projections of one
+// database up to date (consumers/projector).
 func runProjector(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "projector")
 	var logs logFlags

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"regexp"
@@ -118,18 +119,30 @@ func (s Slice) predicate() string {
 		strings.Join(kinds, ", "), s.Lo, s.Hi, s.Lo, s.CancelHi)
 }
 
-// leaves are the views a slice reads filtered rather than evaluated: the
-// airings, and the airing projection's figures and curves.
-var leaves = map[string]func(s Slice, scratch func(string) string) string{
-	"airings_current": func(s Slice, _ func(string) string) string {
+// leaves are the views a slice reads filtered rather than evaluated, in
+// the order they are read: the airings, and the airing projection's
+// figures and curves.
+var leaves = []leaf{
+	{"airings_current", func(s Slice, _ func(string) string) string {
 		return fmt.Sprintf("response_end_ms >= %d AND response_start_ms < %d", s.AiringLo, s.AiringHi)
-	},
-	"airing_figures": func(s Slice, _ func(string) string) string {
+	}},
+	{"airing_figures", func(s Slice, _ func(string) string) string {
 		return fmt.Sprintf("response_end_ms >= %d AND response_start_ms < %d", s.AiringLo, s.AiringHi)
-	},
-	"airing_response_curve": func(s Slice, scratch func(string) string) string {
+	}},
+	{"airing_response_curve", func(s Slice, scratch func(string) string) string {
 		return "airing_id IN (SELECT airing_id FROM " + scratch("airings_current") + ")"
-	},
+	}},
+}
+
+// A leaf is a view read filtered: filter is its condition over a slice,
+// scratch names the scratch table of a view.
+type leaf struct {
+	view   string
+	filter func(s Slice, scratch func(string) string) string
+}
+
+func isLeaf(view string) bool {
+	return slices.ContainsFunc(leaves, func(l leaf) bool { return l.view == view })
 }
 
 // allHistory marks, in a view, a read of events that a slice keeps whole.
@@ -174,7 +187,6 @@ func loadChain() (*chain, error) {
 			}
 		}
 		refRE := regexp.MustCompile(regexp.QuoteMeta(ident) + `\.([a-z0-9_]+)`)
-		deps := map[string][]string{}
 		readsEvents := map[string]bool{}
 		var visit func(name string, seen map[string]bool) bool
 		c := &chain{ident: ident, bodies: map[string]string{}}
@@ -198,12 +210,11 @@ func loadChain() (*chain, error) {
 					if !strings.HasPrefix(strings.TrimLeft(rest, " "), allHistory) {
 						reads = true
 					}
-				case leaves[ref] != nil:
-					deps[name] = append(deps[name], ref)
+				case isLeaf(ref):
 					reads = true
 				case bodies[ref] != "":
+					// Visited first: its scratch table comes before this one's.
 					if visit(ref, seen) {
-						deps[name] = append(deps[name], ref)
 						reads = true
 					}
 				}
@@ -279,22 +290,8 @@ func evaluate(ctx context.Context, x report.Execer, ident string, sl Slice) (*sc
 		}
 		return nil
 	}
-	leafNames := make([]string, 0, len(leaves))
-	for name := range leaves {
-		leafNames = append(leafNames, name)
-	}
-	slices.Sort(leafNames)
-	slices.SortStableFunc(leafNames, func(a, b string) int { // airings_current first: the curve's filter reads it
-		if a == "airings_current" {
-			return -1
-		}
-		if b == "airings_current" {
-			return 1
-		}
-		return 0
-	})
-	for _, name := range leafNames {
-		if err := create(name, "SELECT * FROM "+ident+"."+name+" WHERE "+leaves[name](sl, set.name)); err != nil {
+	for _, l := range leaves {
+		if err := create(l.view, "SELECT * FROM "+ident+"."+l.view+" WHERE "+l.filter(sl, set.name)); err != nil {
 			return set, err
 		}
 	}
@@ -307,18 +304,86 @@ func evaluate(ctx context.Context, x report.Execer, ident string, sl Slice) (*sc
 			case ref == "events" && all != "":
 				return ident + ".events" + final
 			case ref == "events":
-				return "(SELECT * FROM " + ident + ".events" + final + " WHERE " + pred + ")"
-			case evaluated[ref] || leaves[ref] != nil:
+				return ident + ".events" + final + sliceMarker
+			case evaluated[ref] || isLeaf(ref):
 				return set.name(ref) + final + all
 			default:
 				return ident + "." + ref + final + all
 			}
 		})
+		body, err := restrictEvents(body, pred)
+		if err != nil {
+			return set, fmt.Errorf("accountability: view %s: %w", name, err)
+		}
 		if err := create(name, body); err != nil {
 			return set, err
 		}
 	}
 	return set, nil
+}
+
+// sliceMarker marks, while a view is rewritten, a read of events that
+// restrictEvents narrows to the slice.
+const sliceMarker = " /* slice */"
+
+var whereRE = regexp.MustCompile(`^\s*WHERE\s`)
+
+// clauseEndRE finds what ends a WHERE condition at its own depth.
+var clauseEndRE = regexp.MustCompile(`^\s(GROUP BY|ORDER BY|HAVING|LIMIT|UNION ALL|SETTINGS)\s`)
+
+// restrictEvents adds the slice's predicate to the WHERE clause that
+// follows each read of events marked by sliceMarker: WHERE c becomes
+// WHERE (pred) AND (c). Putting the predicate into the view's own WHERE
+// rather than reading a filtered subquery keeps ClickHouse's use of the
+// sorting key (kind, occurred_at) and its reading of only the columns the
+// view needs, FINAL included.
+func restrictEvents(body, pred string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(body, sliceMarker)
+		if i < 0 {
+			b.WriteString(body)
+			return b.String(), nil
+		}
+		b.WriteString(body[:i])
+		rest := body[i+len(sliceMarker):]
+		loc := whereRE.FindStringIndex(rest)
+		if loc == nil {
+			return "", errors.New("a read of events without a WHERE clause")
+		}
+		b.WriteString(rest[:loc[1]])
+		cond := rest[loc[1]:]
+		end := conditionEnd(cond)
+		b.WriteString("(" + pred + ") AND (" + cond[:end] + ")")
+		body = cond[end:]
+	}
+}
+
+// conditionEnd is the length of the condition that starts cond: up to the
+// closing parenthesis of the query around it, a clause after it, or the
+// end.
+func conditionEnd(cond string) int {
+	depth := 0
+	for i := 0; i < len(cond); i++ {
+		switch c := cond[i]; {
+		case c == '\'':
+			for i++; i < len(cond) && cond[i] != '\''; i++ {
+				if cond[i] == '\\' {
+					i++
+				}
+			}
+		case c == '(':
+			depth++
+		case c == ')':
+			if depth == 0 {
+				return len(strings.TrimRight(cond[:i], " \n"))
+			}
+			depth--
+		case depth == 0 && clauseEndRE.MatchString(cond[i:]):
+			return len(strings.TrimRight(cond[:i], " \n"))
+		}
+	}
+	return len(strings.TrimRight(cond, " \n;"))
 }
 
 // drop drops the scratch tables (with a context of its own: it also runs
