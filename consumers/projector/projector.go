@@ -69,7 +69,7 @@ func New(db DB, cfg Config) (*Projector, error) {
 		cfg.MaxDelay = 30 * time.Second
 	}
 	if cfg.Refresh <= 0 {
-		cfg.Refresh = time.Minute
+		cfg.Refresh = accountability.DefaultRefresh * time.Second
 	}
 	if cfg.MaxWeeks <= 0 {
 		cfg.MaxWeeks = 4

@@ -145,7 +145,7 @@ func runAccountability(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&from, "from", "", "first broadcast day (YYYY-MM-DD) or an exact start (RFC 3339); required")
 	fs.StringVar(&to, "to", "", "last broadcast day, included (YYYY-MM-DD), or an exact end, excluded (RFC 3339); default: --from")
 	fs.StringVar(&format, "format", "text", "text or json")
-	fs.StringVar(&source, "source", "auto", "auto: the accountability projection for the weeks it holds settled and up to date, each other week computed on read;"+
+	fs.StringVar(&source, "source", "auto", "auto: the accountability projection for the weeks it holds up to date (a week still airing: computed by the projector within the last minute), each other week computed on read;"+
 		" slices: every week computed on read; on-read: the on-read view over all history (to audit the projection; slow on a long history)")
 	logs.register(fs, filepath.Join(".airtally", "airtally.log"))
 	ch.register(fs)

@@ -166,7 +166,7 @@ func rangeSQL(table string, from, to time.Time) (string, error) {
 type Source string
 
 const (
-	// SourceAuto: the projection for the weeks it holds clean, each other
+	// SourceAuto: the projection for the weeks it holds fresh, each other
 	// week computed on read over its slice.
 	SourceAuto Source = ""
 	// SourceSlices: every week computed on read over its slice.
@@ -177,9 +177,10 @@ const (
 )
 
 // Query reads the accountability of the airings that aired in [from, to):
-// from the projection for the weeks it holds clean, and computed on read,
-// a week at a time over the events it depends on, for the others (never
-// computed, marked since, or not settled). q must also be an Execer for
+// from the projection for the weeks it holds clean (or, not settled yet,
+// computed by the projector less than a minute ago: WeekState.Fresh), and
+// computed on read, a week at a time over the events it depends on, for
+// the others (never computed, marked since). q must also be an Execer for
 // that (a week is evaluated into scratch tables); without one, Query reads
 // the on-read view.
 func Query(ctx context.Context, q report.Querier, db string, from, to time.Time) ([]Airing, error) {
@@ -200,32 +201,36 @@ func QueryFrom(ctx context.Context, q report.Querier, db string, from, to time.T
 		return queryRows(ctx, q, ident+"."+ViewOnRead, from, to)
 	}
 	first, last := WeekOf(from.UnixMilli()), WeekOf(to.UnixMilli()-1)
-	clean := map[int64]bool{}
+	stored := map[int64]bool{}
 	if src == SourceAuto {
 		states, err := Weeks(ctx, q, db)
 		if err != nil {
 			return nil, err
 		}
+		now, err := serverNow(ctx, q)
+		if err != nil {
+			return nil, err
+		}
 		for _, w := range states {
-			clean[w.Week] = w.Clean()
+			stored[w.Week] = w.Fresh(now, DefaultRefresh)
 		}
 	}
+	// Runs of weeks read from the projection in one query, and runs of
+	// the others computed on read, up to four weeks a slice.
 	var out []Airing
 	for w := first; w <= last; {
-		if clean[w] {
-			rows, err := queryRows(ctx, q, ident+"."+View, maxTime(from, w), minTime(to, w+weekMS))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, rows...)
-			w += weekMS
-			continue
-		}
 		end := w
-		for end+weekMS <= last && !clean[end+weekMS] && end-w < 3*weekMS {
+		for end+weekMS <= last && stored[end+weekMS] == stored[w] && (stored[w] || end-w < 3*weekMS) {
 			end += weekMS
 		}
-		rows, err := sliceRows(ctx, x, db, w, end, maxTime(from, w), minTime(to, end+weekMS))
+		lo, hi := maxTime(from, w), minTime(to, end+weekMS)
+		var rows []Airing
+		var err error
+		if stored[w] {
+			rows, err = queryRows(ctx, q, ident+"."+View, lo, hi)
+		} else {
+			rows, err = sliceRows(ctx, x, db, w, end, lo, hi)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -233,6 +238,17 @@ func QueryFrom(ctx context.Context, q report.Querier, db string, from, to time.T
 		w = end + weekMS
 	}
 	return out, nil
+}
+
+func serverNow(ctx context.Context, q report.Querier) (int64, error) {
+	rows, err := q.Query(ctx, "SELECT toInt64(toUInt32(now())) AS t")
+	if err != nil {
+		return 0, fmt.Errorf("accountability: server time: %w", err)
+	}
+	if len(rows) != 1 {
+		return 0, errors.New("accountability: server time: no row")
+	}
+	return report.AsInt(rows[0]["t"])
 }
 
 func maxTime(t time.Time, ms int64) time.Time {

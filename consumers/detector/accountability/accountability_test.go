@@ -176,21 +176,21 @@ func TestWeekOf(t *testing.T) {
 	}
 }
 
-func TestRestrictEvents(t *testing.T) {
+func TestRestrict(t *testing.T) {
 	in := "SELECT a FROM (SELECT x FROM db.events" + sliceMarker + "\n    WHERE kind = 'a' OR kind = ')'\n    GROUP BY x) AS t\n" +
 		"ALL LEFT JOIN (SELECT y FROM db.events FINAL" + sliceMarker + " WHERE (k = 1 OR k = 2) AND z IN (SELECT 1)) AS u USING (y)\n" +
 		"WHERE a IN (SELECT a FROM db.events" + sliceMarker + " WHERE b = 'it''s' OR c)"
 	want := "SELECT a FROM (SELECT x FROM db.events\n    WHERE (P) AND (kind = 'a' OR kind = ')')\n    GROUP BY x) AS t\n" +
 		"ALL LEFT JOIN (SELECT y FROM db.events FINAL WHERE (P) AND ((k = 1 OR k = 2) AND z IN (SELECT 1))) AS u USING (y)\n" +
 		"WHERE a IN (SELECT a FROM db.events WHERE (P) AND (b = 'it''s' OR c))"
-	got, err := restrictEvents(in, "P")
+	got, err := restrict(in, sliceMarker, "P")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
 		t.Errorf("restrictEvents:\n got %s\nwant %s", got, want)
 	}
-	if _, err := restrictEvents("SELECT 1 FROM db.events"+sliceMarker+" GROUP BY x", "P"); err == nil {
+	if _, err := restrict("SELECT 1 FROM db.events"+sliceMarker+" GROUP BY x", sliceMarker, "P"); err == nil {
 		t.Error("a read of events without WHERE: no error")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -88,10 +89,11 @@ func NewSlice(first, last, reach int64) Slice {
 	}
 }
 
-// WeeksTouched is the weeks (Mondays, Unix ms) whose slice holds an event
-// of kind at t, for the events whose weeks the airing projection's day
-// marks do not already cover: detections (their span lo..hi), orphan
-// cancellations and heartbeats.
+// WeeksTouched is the weeks (Mondays, Unix ms) whose figures an event
+// spanning lo..hi (Unix ms; a detection's span, or one instant) can
+// change, for the events whose weeks the airing projection's day marks do
+// not already cover: detections, orphan cancellations, the gaps near a
+// heartbeat.
 func WeeksTouched(lo, hi, reach int64) []int64 {
 	// A week's slice reaches from AiringLo (two weeks before) to AiringHi
 	// (two weeks and a reach after its end), and a detection matters to
@@ -125,20 +127,24 @@ func (s Slice) predicate() string {
 var leaves = []leaf{
 	{"airings_current", func(s Slice, _ func(string) string) string {
 		return fmt.Sprintf("response_end_ms >= %d AND response_start_ms < %d", s.AiringLo, s.AiringHi)
-	}},
+	}, false},
 	{"airing_figures", func(s Slice, _ func(string) string) string {
 		return fmt.Sprintf("response_end_ms >= %d AND response_start_ms < %d", s.AiringLo, s.AiringHi)
-	}},
+	}, true},
 	{"airing_response_curve", func(s Slice, scratch func(string) string) string {
 		return "airing_id IN (SELECT airing_id FROM " + scratch("airings_current") + ")"
-	}},
+	}, true},
 }
 
 // A leaf is a view read filtered: filter is its condition over a slice,
-// scratch names the scratch table of a view.
+// scratch names the scratch table of a view. A leaf fromBody is evaluated
+// from its own text, its reads of the airing projection's measures
+// narrowed to the slice's days (the projection is sorted by day), rather
+// than filtered after computing every day.
 type leaf struct {
-	view   string
-	filter func(s Slice, scratch func(string) string) string
+	view     string
+	filter   func(s Slice, scratch func(string) string) string
+	fromBody bool
 }
 
 func isLeaf(view string) bool {
@@ -147,6 +153,12 @@ func isLeaf(view string) bool {
 
 // allHistory marks, in a view, a read of events that a slice keeps whole.
 const allHistory = "/* all history */"
+
+// refPattern matches a view's reads of database ident's tables and views:
+// the name, FINAL, and the allHistory mark.
+func refPattern(ident string) *regexp.Regexp {
+	return regexp.MustCompile(regexp.QuoteMeta(ident) + `\.([a-z0-9_]+)(\s+FINAL)?(\s*` + regexp.QuoteMeta(allHistory) + `)?`)
+}
 
 // chain is the views the on-read accountability is computed by, as the
 // migrations leave them, in an order where each comes after those it
@@ -186,7 +198,7 @@ func loadChain() (*chain, error) {
 				}
 			}
 		}
-		refRE := regexp.MustCompile(regexp.QuoteMeta(ident) + `\.([a-z0-9_]+)`)
+		refRE := refPattern(ident)
 		readsEvents := map[string]bool{}
 		var visit func(name string, seen map[string]bool) bool
 		c := &chain{ident: ident, bodies: map[string]string{}}
@@ -201,13 +213,11 @@ func loadChain() (*chain, error) {
 			seen[name] = true
 			body := bodies[name]
 			reads := false
-			for _, m := range refRE.FindAllStringSubmatchIndex(body, -1) {
-				ref := body[m[2]:m[3]]
+			for _, m := range refRE.FindAllStringSubmatch(body, -1) {
+				ref, all := m[1], m[3]
 				switch {
 				case ref == "events":
-					rest := strings.TrimLeft(body[m[1]:], " ")
-					rest = strings.TrimPrefix(rest, "FINAL ")
-					if !strings.HasPrefix(strings.TrimLeft(rest, " "), allHistory) {
+					if all == "" {
 						reads = true
 					}
 				case isLeaf(ref):
@@ -236,11 +246,24 @@ func loadChain() (*chain, error) {
 		if chainErr != nil {
 			return
 		}
+		for _, l := range leaves {
+			if l.fromBody {
+				if bodies[l.view] == "" {
+					chainErr = fmt.Errorf("accountability: no view %s in the migrations", l.view)
+					return
+				}
+				c.bodies[l.view] = bodies[l.view]
+			}
+		}
 		h := fnv.New64a()
-		for _, name := range c.order {
+		for _, name := range slices.Sorted(maps.Keys(c.bodies)) {
 			h.Write([]byte(name + "\n" + c.bodies[name] + "\n"))
 		}
-		fmt.Fprintf(h, "%+v", NewSlice(0, 0, 1))
+		sl := NewSlice(0, 0, 1)
+		fmt.Fprintf(h, "%+v\n%s\n", sl, sl.predicate())
+		for _, l := range leaves {
+			fmt.Fprintf(h, "%s %s\n", l.view, l.filter(sl, func(v string) string { return v }))
+		}
 		c.hash = h.Sum64() &^ (1 << 63)
 		chainDef = c
 	})
@@ -278,7 +301,7 @@ func evaluate(ctx context.Context, x report.Execer, ident string, sl Slice) (*sc
 		return nil, fmt.Errorf("accountability: token: %w", err)
 	}
 	set := &scratchSet{ident: ident, token: hex.EncodeToString(tok)}
-	refRE := regexp.MustCompile(regexp.QuoteMeta(c.ident) + `\.([a-z0-9_]+)(\s+FINAL)?(\s*` + regexp.QuoteMeta(allHistory) + `)?`)
+	refRE := refPattern(c.ident)
 	evaluated := map[string]bool{}
 	for _, name := range c.order {
 		evaluated[name] = true
@@ -290,13 +313,9 @@ func evaluate(ctx context.Context, x report.Execer, ident string, sl Slice) (*sc
 		}
 		return nil
 	}
-	for _, l := range leaves {
-		if err := create(l.view, "SELECT * FROM "+ident+"."+l.view+" WHERE "+l.filter(sl, set.name)); err != nil {
-			return set, err
-		}
-	}
 	pred := sl.predicate()
-	for _, name := range c.order {
+	days := fmt.Sprintf("day >= toDate(%s) AND day <= toDate(%s)", chsql.String(msDate(sl.AiringLo-dayMS)), chsql.String(msDate(sl.AiringHi+dayMS)))
+	rewrite := func(name string) (string, error) {
 		body := refRE.ReplaceAllStringFunc(c.bodies[name], func(m string) string {
 			sub := refRE.FindStringSubmatch(m)
 			ref, final, all := sub[1], sub[2], sub[3]
@@ -305,15 +324,40 @@ func evaluate(ctx context.Context, x report.Execer, ident string, sl Slice) (*sc
 				return ident + ".events" + final
 			case ref == "events":
 				return ident + ".events" + final + sliceMarker
+			case ref == report.TableMeasures:
+				return ident + "." + ref + final + daysMarker
 			case evaluated[ref] || isLeaf(ref):
 				return set.name(ref) + final + all
 			default:
 				return ident + "." + ref + final + all
 			}
 		})
-		body, err := restrictEvents(body, pred)
+		body, err := restrict(body, sliceMarker, pred)
+		if err == nil {
+			body, err = restrict(body, daysMarker, days)
+		}
 		if err != nil {
-			return set, fmt.Errorf("accountability: view %s: %w", name, err)
+			return "", fmt.Errorf("accountability: view %s: %w", name, err)
+		}
+		return body, nil
+	}
+	for _, l := range leaves {
+		from := ident + "." + l.view
+		if l.fromBody {
+			body, err := rewrite(l.view)
+			if err != nil {
+				return set, err
+			}
+			from = "(\n" + body + "\n)"
+		}
+		if err := create(l.view, "SELECT * FROM "+from+" WHERE "+l.filter(sl, set.name)); err != nil {
+			return set, err
+		}
+	}
+	for _, name := range c.order {
+		body, err := rewrite(name)
+		if err != nil {
+			return set, err
 		}
 		if err := create(name, body); err != nil {
 			return set, err
@@ -322,34 +366,37 @@ func evaluate(ctx context.Context, x report.Execer, ident string, sl Slice) (*sc
 	return set, nil
 }
 
-// sliceMarker marks, while a view is rewritten, a read of events that
-// restrictEvents narrows to the slice.
-const sliceMarker = " /* slice */"
+// sliceMarker and daysMarker mark, while a view is rewritten, a read of
+// events that restrict narrows to the slice, and a read of the airing
+// projection's measures it narrows to the slice's days.
+const (
+	sliceMarker = " /* slice */"
+	daysMarker  = " /* slice days */"
+)
 
 var whereRE = regexp.MustCompile(`^\s*WHERE\s`)
 
 // clauseEndRE finds what ends a WHERE condition at its own depth.
 var clauseEndRE = regexp.MustCompile(`^\s(GROUP BY|ORDER BY|HAVING|LIMIT|UNION ALL|SETTINGS)\s`)
 
-// restrictEvents adds the slice's predicate to the WHERE clause that
-// follows each read of events marked by sliceMarker: WHERE c becomes
-// WHERE (pred) AND (c). Putting the predicate into the view's own WHERE
-// rather than reading a filtered subquery keeps ClickHouse's use of the
-// sorting key (kind, occurred_at) and its reading of only the columns the
-// view needs, FINAL included.
-func restrictEvents(body, pred string) (string, error) {
+// restrict adds pred to the WHERE clause that follows each read marked by
+// marker: WHERE c becomes WHERE (pred) AND (c). Putting the predicate into
+// the view's own WHERE rather than reading a filtered subquery keeps
+// ClickHouse's use of the sorting key (events: kind, occurred_at) and its
+// reading of only the columns the view needs, FINAL included.
+func restrict(body, marker, pred string) (string, error) {
 	var b strings.Builder
 	for {
-		i := strings.Index(body, sliceMarker)
+		i := strings.Index(body, marker)
 		if i < 0 {
 			b.WriteString(body)
 			return b.String(), nil
 		}
 		b.WriteString(body[:i])
-		rest := body[i+len(sliceMarker):]
+		rest := body[i+len(marker):]
 		loc := whereRE.FindStringIndex(rest)
 		if loc == nil {
-			return "", errors.New("a read of events without a WHERE clause")
+			return "", errors.New("a restricted read without a WHERE clause")
 		}
 		b.WriteString(rest[:loc[1]])
 		cond := rest[loc[1]:]

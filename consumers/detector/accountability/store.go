@@ -56,6 +56,19 @@ func (w WeekState) Clean() bool {
 	return w.Computed && w.Settled && w.MarkedAt < w.StartedAt-report.MarkMarginSeconds && w.CurrentDaysVersion <= w.DaysVersion
 }
 
+// DefaultRefresh is how often the projector computes a week that is not
+// settled yet, in seconds.
+const DefaultRefresh = 60
+
+// Fresh reports whether the week's stored rows may be read at server time
+// now (Unix s): clean, or not settled but otherwise clean and computed
+// less than refresh seconds ago (the projector computes such a week again
+// every refresh seconds; until then a pending status or an ongoing
+// incident may lag by that much).
+func (w WeekState) Fresh(now, refresh int64) bool {
+	return w.Clean() || (w.Computed && w.MarkedAt < w.StartedAt-report.MarkMarginSeconds && w.CurrentDaysVersion <= w.DaysVersion && now-w.StartedAt < refresh)
+}
+
 // Weeks reads the state of every week that has airing days, marks or a
 // computation, in order.
 func Weeks(ctx context.Context, q report.Querier, database string) ([]WeekState, error) {
