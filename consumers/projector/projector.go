@@ -227,6 +227,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Run runs passes until ctx is done, pausing Interval after a pass that
 // had nothing to do, and retrying after a failure.
 func (p *Projector) Run(ctx context.Context) error {
+	if !p.cfg.AiringsOnly {
+		if err := accountability.DropStaleScratch(ctx, p.db, p.cfg.Database); err != nil {
+			p.cfg.Log.Warn("projector: could not drop stale scratch tables", "error", err)
+		}
+	}
 	for ctx.Err() == nil {
 		st, err := p.Pass(ctx)
 		switch {

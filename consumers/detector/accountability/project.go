@@ -452,3 +452,30 @@ func weekCond(first, last int64) string {
 }
 
 func msDate(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.DateOnly) }
+
+// DropStaleScratch drops the scratch tables of database that are more than
+// an hour old: left by a computation that was killed, or by a ClickHouse
+// that went down before they could be dropped (a computation takes
+// seconds).
+func DropStaleScratch(ctx context.Context, db DB, database string) error {
+	rows, err := db.Query(ctx, "SELECT name FROM system.tables WHERE database = "+chsql.String(database)+
+		" AND engine = 'Memory' AND match(name, '^acct_[0-9a-f]{12}_') AND metadata_modification_time < now() - INTERVAL 1 HOUR")
+	if err != nil {
+		return fmt.Errorf("accountability: list scratch tables: %w", err)
+	}
+	ident, err := chsql.Ident(database)
+	if err != nil {
+		return fmt.Errorf("accountability: database: %w", err)
+	}
+	for _, r := range rows {
+		name, _ := r["name"].(string)
+		t, err := chsql.Ident(name)
+		if err != nil {
+			continue
+		}
+		if err := db.Exec(ctx, "DROP TABLE IF EXISTS "+ident+"."+t); err != nil {
+			return fmt.Errorf("accountability: drop %s: %w", name, err)
+		}
+	}
+	return nil
+}
