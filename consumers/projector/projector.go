@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/airtally/airtally/consumers/detector/accountability"
@@ -46,6 +47,9 @@ type Config struct {
 // (two are safe, each computation being versioned, but do the work
 // twice).
 type Projector struct {
+	// mu serializes passes: Run and CatchUp on one Projector are one
+	// projector, not two racing.
+	mu   sync.Mutex
 	db   DB
 	cfg  Config
 	last uint64
@@ -92,12 +96,16 @@ type PassStats struct {
 	// Bootstrapped: the projection was empty, and the pass marked every
 	// day that holds data.
 	Bootstrapped bool
-	Duration     time.Duration
+	// DaysDone is when, after the pass started, the days were done (the
+	// weeks come after); Duration the whole pass.
+	DaysDone, Duration time.Duration
 }
 
 // Pass computes every day dirty when it starts. Days marked while it runs
 // stay dirty for the next pass.
 func (p *Projector) Pass(ctx context.Context) (PassStats, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	start := time.Now()
 	var st PassStats
 	startedAt, err := p.serverNow(ctx)
@@ -154,6 +162,7 @@ func (p *Projector) Pass(ctx context.Context) (PassStats, error) {
 		st.Statements++
 		i = j
 	}
+	st.DaysDone = time.Since(start)
 	if !p.cfg.AiringsOnly {
 		if err := p.weeks(ctx, startedAt, &st); err != nil {
 			return st, err

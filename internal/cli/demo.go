@@ -184,6 +184,9 @@ type demoRun struct {
 	wait      time.Duration
 	loaderErr <-chan error
 	det       *detector.Detector
+	// proj is local mode's projector: the demo catches up with it rather
+	// than racing it with a second one.
+	proj *projector.Projector
 }
 
 // runDemo plays the demo day, waits until it is loaded and the detector
@@ -216,11 +219,7 @@ func runDemo(ctx context.Context, r demoRun, d *demoDay) error {
 	}
 	// Bring the airing and accountability projections up to date with
 	// everything loaded (as the local projector would, a moment later).
-	proj, err := projector.New(projector.Native(r.conn), projector.Config{Database: r.db, Log: r.env.Log})
-	if err != nil {
-		return userErr(err, "the projector configuration is not valid")
-	}
-	if err := proj.CatchUp(ctx); err != nil {
+	if err := r.proj.CatchUp(ctx); err != nil {
 		return userErr(err, "could not bring the airing and accountability projections up to date")
 	}
 	acc, err := accountability.Query(ctx, report.Native(r.conn), r.db, d.day.From, d.day.To)

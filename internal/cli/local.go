@@ -248,7 +248,7 @@ func runLocal(ctx context.Context, env *Env, args []string) error {
 	if lf.demo {
 		err := runDemo(ctx, demoRun{env: env, step: step, nc: nc, js: js, conn: conn, db: lf.database, aniKey: aniKey,
 			spoolDir: filepath.Join(lf.dataDir, "spool", "demo"), gwURL: gwURL, token: string(token), wait: lf.waitTimeout,
-			loaderErr: loaderErr, det: det.det}, demo)
+			loaderErr: loaderErr, det: det.det, proj: proj}, demo)
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,8 @@ func TestMigrateClusterAndReplicaOf(t *testing.T) {
 		t.Fatalf("migrate --replica-of: %q", out)
 	}
 	var n uint64
-	if err := conn2.QueryRow(t.Context(), "SELECT count() FROM system.tables WHERE database = 'airtally' AND engine LIKE 'Replicated%'").Scan(&n); err != nil || n != 8 {
-		t.Fatalf("replicated tables on replica 2: %d, %v; want 8 (events, dead_letters, airings, offers, schema_migrations, airing_measures, projection_days, projection_marks)", n, err)
+	if err := conn2.QueryRow(t.Context(), "SELECT count() FROM system.tables WHERE database = 'airtally' AND engine LIKE 'Replicated%'").Scan(&n); err != nil || n != 13 {
+		t.Fatalf("replicated tables on replica 2: %d, %v; want 13 (events, dead_letters, airings, offers, schema_migrations, airing_measures, projection_days, projection_marks,"+
+			" accountability_airings, accountability_coverage, accountability_shapes, accountability_weeks, accountability_marks)", n, err)
 	}
 }
