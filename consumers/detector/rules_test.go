@@ -220,13 +220,7 @@ func TestAccountabilityRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ins.Rows(d.events, 1, d.from.Add(48*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ins.Insert(t.Context(), rows); err != nil {
-		t.Fatal(err)
-	}
+	storeRulesEvents(t, ins, d, d.events)
 	var ps []airings.Projected
 	for i, e := range d.events {
 		if e.Kind.IsAiring() || e.Kind == event.OfferConfigured {
@@ -378,17 +372,7 @@ func TestAccountabilityFollowsLateEvents(t *testing.T) {
 	if err := airings.Insert(t.Context(), conn, db, ps); err != nil {
 		t.Fatal(err)
 	}
-	store := func(evs []*event.Event) {
-		t.Helper()
-		rows, err := ins.Rows(evs, 1, d.from.Add(48*time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ins.Insert(t.Context(), rows); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store(early)
+	storeRulesEvents(t, ins, d, early)
 	catchUp(t, projector.Native(conn), db)
 	from, to := d.from.Add(-time.Hour), d.from.Add(24*time.Hour)
 	before, err := accountability.Query(t.Context(), report.Native(conn), db, from, to)
@@ -404,7 +388,7 @@ func TestAccountabilityFollowsLateEvents(t *testing.T) {
 	if partial != 0 {
 		t.Fatalf("before the detections: %d partial airings", partial)
 	}
-	store(late)
+	storeRulesEvents(t, ins, d, late)
 	touches := make([]projector.Touch, len(late))
 	for i, e := range late {
 		touches[i] = projector.TouchOf(e)
@@ -428,4 +412,16 @@ func TestAccountabilityFollowsLateEvents(t *testing.T) {
 	}
 	checkRules(t, "ClickHouse 18.16, late events", d, got)
 	sameFromEverySource(t, report.Native(conn), db, from, to, got, accountability.SourceOnRead)
+}
+
+// storeRulesEvents stores evs of the rules day, as loaded two days after it.
+func storeRulesEvents(t *testing.T, ins *loader.DirectInserter, d rulesDay, evs []*event.Event) {
+	t.Helper()
+	rows, err := ins.Rows(evs, 1, d.from.Add(48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ins.Insert(t.Context(), rows); err != nil {
+		t.Fatal(err)
+	}
 }

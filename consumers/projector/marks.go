@@ -87,13 +87,6 @@ func TouchOf(e *event.Event) Touch {
 	return t
 }
 
-// DaysOf is the UTC days (day numbers, sorted) that Mark marks for
-// touches.
-func DaysOf(ctx context.Context, db DB, database string, touches []Touch) ([]int64, error) {
-	days, _, err := marksOf(ctx, db, database, touches)
-	return days, err
-}
-
 // marksOf is the UTC days (day numbers) and the weeks (Mondays, Unix ms)
 // that Mark marks for touches, sorted.
 func marksOf(ctx context.Context, db DB, database string, touches []Touch) (days, weeks []int64, err error) {

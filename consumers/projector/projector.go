@@ -270,14 +270,11 @@ func (p *Projector) version() uint64 {
 }
 
 func (p *Projector) serverNow(ctx context.Context) (int64, error) {
-	rows, err := p.db.Query(ctx, "SELECT toInt64(toUInt32(now())) AS t")
+	t, err := report.ServerNow(ctx, p.db)
 	if err != nil {
-		return 0, fmt.Errorf("projector: server time: %w", err)
+		return 0, fmt.Errorf("projector: %w", err)
 	}
-	if len(rows) != 1 {
-		return 0, errors.New("projector: server time: no row")
-	}
-	return toInt(rows[0]["t"])
+	return t, nil
 }
 
 // bootstrap marks every day that holds data (with the reach of a day's

@@ -32,3 +32,16 @@ func Reach(ctx context.Context, q Querier, database string) (reach, window int64
 	window = minutes * 60_000
 	return spread + window, window, nil
 }
+
+// ServerNow reads the server's time, Unix seconds: the clock the
+// projections' marks and computations are stamped with.
+func ServerNow(ctx context.Context, q Querier) (int64, error) {
+	rows, err := q.Query(ctx, "SELECT toInt64(toUInt32(now())) AS t")
+	if err != nil {
+		return 0, fmt.Errorf("report: server time: %w", err)
+	}
+	if len(rows) != 1 {
+		return 0, fmt.Errorf("report: server time: %d rows", len(rows))
+	}
+	return asInt(rows[0]["t"])
+}

@@ -207,7 +207,7 @@ func QueryFrom(ctx context.Context, q report.Querier, db string, from, to time.T
 		if err != nil {
 			return nil, err
 		}
-		now, err := serverNow(ctx, q)
+		now, err := report.ServerNow(ctx, q)
 		if err != nil {
 			return nil, err
 		}
@@ -238,17 +238,6 @@ func QueryFrom(ctx context.Context, q report.Querier, db string, from, to time.T
 		w = end + weekMS
 	}
 	return out, nil
-}
-
-func serverNow(ctx context.Context, q report.Querier) (int64, error) {
-	rows, err := q.Query(ctx, "SELECT toInt64(toUInt32(now())) AS t")
-	if err != nil {
-		return 0, fmt.Errorf("accountability: server time: %w", err)
-	}
-	if len(rows) != 1 {
-		return 0, errors.New("accountability: server time: no row")
-	}
-	return report.AsInt(rows[0]["t"])
 }
 
 func maxTime(t time.Time, ms int64) time.Time {

@@ -52,8 +52,11 @@ func (w WeekState) Dirty(now, refresh int64) bool {
 
 // Clean reports whether the week's stored rows are its accountability
 // now: computed, unmarked since, from the days as they are, and settled.
-func (w WeekState) Clean() bool {
-	return w.Computed && w.Settled && w.MarkedAt < w.StartedAt-report.MarkMarginSeconds && w.CurrentDaysVersion <= w.DaysVersion
+func (w WeekState) Clean() bool { return w.Settled && w.current() }
+
+// current: computed, unmarked since, from the days as they are.
+func (w WeekState) current() bool {
+	return w.Computed && w.MarkedAt < w.StartedAt-report.MarkMarginSeconds && w.CurrentDaysVersion <= w.DaysVersion
 }
 
 // DefaultRefresh is how often the projector computes a week that is not
@@ -66,7 +69,7 @@ const DefaultRefresh = 60
 // every refresh seconds; until then a pending status or an ongoing
 // incident may lag by that much).
 func (w WeekState) Fresh(now, refresh int64) bool {
-	return w.Clean() || (w.Computed && w.MarkedAt < w.StartedAt-report.MarkMarginSeconds && w.CurrentDaysVersion <= w.DaysVersion && now-w.StartedAt < refresh)
+	return w.current() && (w.Settled || now-w.StartedAt < refresh)
 }
 
 // Weeks reads the state of every week that has airing days, marks or a
