@@ -66,10 +66,11 @@ func TestEventRowWindows(t *testing.T) {
 		{ev, time.Unix(0, 0).UTC(), time.Unix(0, 0).UTC()},
 		{&det, at, time.Unix(0, 0).UTC()},
 	} {
-		row, err := eventRow(knownColumns, tc.ev, m)
+		r, err := newRow(knownColumns, tc.ev, m)
 		if err != nil {
 			t.Fatal(err)
 		}
+		row := rowValues(knownColumns, r, time.Now())
 		for i, c := range knownColumns {
 			var want time.Time
 			switch c.name {

@@ -32,22 +32,20 @@ func NewDirectInserter(ctx context.Context, conn driver.Conn, db string) (*Direc
 }
 
 // Rows are the rows of evs as the loader would make them after reading
-// them from the stream at sequences firstSeq, firstSeq+1, … stored (and
-// loaded) at at.
-func (d *DirectInserter) Rows(evs []*event.Event, firstSeq uint64, at time.Time) ([][]any, error) {
-	rows := make([][]any, len(evs))
+// them from the stream at sequences firstSeq, firstSeq+1, … stored at at.
+func (d *DirectInserter) Rows(evs []*event.Event, firstSeq uint64, at time.Time) ([]*Row, error) {
+	rows := make([]*Row, len(evs))
 	for i, ev := range evs {
-		row, err := eventRow(d.table.cols, ev, meta{streamSeq: firstSeq + uint64(i), storedAt: at})
+		r, err := newRow(d.table.cols, ev, meta{streamSeq: firstSeq + uint64(i), storedAt: at})
 		if err != nil {
 			return nil, fmt.Errorf("loader: event %s: %w", ev.EventID, err)
 		}
-		setLoadedAt(row, d.table.loaded, at.UTC())
-		rows[i] = row
+		rows[i] = r
 	}
 	return rows, nil
 }
 
-// Insert sends rows (from Rows) with one batch insert.
-func (d *DirectInserter) Insert(ctx context.Context, rows [][]any) error {
-	return insertRows(ctx, d.conn, d.table.query, rows, nil)
+// Insert sends rows (from Rows) with one batch insert, as loaded now.
+func (d *DirectInserter) Insert(ctx context.Context, rows []*Row) error {
+	return d.table.insert(ctx, d.conn, rows, time.Now().UTC(), nil)
 }

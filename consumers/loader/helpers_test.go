@@ -442,3 +442,14 @@ func diffRows(t testing.TB, got, want []row) {
 func sortRows(rs []row) {
 	slices.SortFunc(rs, func(a, b row) int { return bytes.Compare(a.EventID[:], b.EventID[:]) })
 }
+
+// rowValues are the values of r for cols as an insert sends them (block),
+// loaded at loadedAt: the i-th is cols[i]'s.
+func rowValues(cols []column, r *Row, loadedAt time.Time) []any {
+	vals := block(cols, []*Row{r}, loadedAt)
+	out := make([]any, len(vals))
+	for i, v := range vals {
+		out[i] = reflect.ValueOf(v).Index(0).Interface()
+	}
+	return out
+}

@@ -4,20 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/airtally/airtally/internal/airings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/airtally/airtally/internal/airings"
 )
 
-// appendError is a row that the driver refused to append. Its driver error
-// is kept out of the message, which might otherwise repeat a value.
+// appendError is a row or a column that the driver refused to append. Its
+// driver error is kept out of the message, which might otherwise repeat a
+// value.
 type appendError struct {
-	index int
-	err   error
+	what string // "row 3", "column kind"
+	err  error
 }
 
 func (e *appendError) Error() string {
-	return fmt.Sprintf("loader: append row %d: the driver refused the row", e.index)
+	return fmt.Sprintf("loader: append %s: the driver refused it", e.what)
 }
 
 func (e *appendError) Unwrap() error { return e.err }
@@ -42,11 +45,40 @@ func insertRows(ctx context.Context, conn driver.Conn, query string, rows [][]an
 	}()
 	for i, row := range rows {
 		if err := batch.Append(row...); err != nil {
-			return &appendError{index: i, err: err}
+			return &appendError{what: fmt.Sprintf("row %d", i), err: err}
 		}
 	}
+	return send(ctx, conn, batch, len(rows), check)
+}
+
+// insertBlock is insertRows for the events table: cols are the table's
+// columns that query names and values their values (from block), appended
+// a column at a time.
+func insertBlock(ctx context.Context, conn driver.Conn, query string, cols []column, values []any, n int, check *storedCheck) (err error) {
+	if n == 0 {
+		return nil
+	}
+	batch, err := conn.PrepareBatch(ctx, query)
+	if err != nil {
+		return fmt.Errorf("loader: prepare batch: %w", err)
+	}
+	defer func() {
+		if !batch.IsSent() {
+			_ = batch.Abort()
+		}
+	}()
+	for i, v := range values {
+		if err := batch.Column(i).Append(v); err != nil {
+			return &appendError{what: "column " + cols[i].name, err: err}
+		}
+	}
+	return send(ctx, conn, batch, n, check)
+}
+
+// send sends a batch of n rows, then runs check (nil: none).
+func send(ctx context.Context, conn driver.Conn, batch driver.Batch, n int, check *storedCheck) error {
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("loader: send batch of %d rows: %w", len(rows), err)
+		return fmt.Errorf("loader: send batch of %d rows: %w", n, err)
 	}
 	if check == nil {
 		return nil
@@ -95,16 +127,15 @@ var ErrSchema = errors.New("loader: the events table does not match the loader")
 
 // eventsTable is the events table of one database as the loader fills it.
 type eventsTable struct {
-	cols     []column
-	loaded   int // index of loaded_at in cols
-	occurred int // index of occurred_at in cols
-	kind     int // index of kind in cols
-	eventID  int // index of event_id in cols
-	// indexes of occurred_at_ms, order_id, window_start_ms and
-	// window_end_ms in cols (projection marks; -1: no such column)
-	occurredMS, orderID, windowStartMS, windowEndMS int
-	query                                           string   // INSERT INTO db.events (cols…)
-	missing                                         []string // known columns the table does not have
+	cols    []column
+	query   string   // INSERT INTO db.events (cols…)
+	missing []string // known columns the table does not have
+}
+
+// insert inserts rows with one batch insert, loaded at loadedAt, then runs
+// check (nil: none).
+func (t *eventsTable) insert(ctx context.Context, conn driver.Conn, rows []*Row, loadedAt time.Time, check *storedCheck) error {
+	return insertBlock(ctx, conn, t.query, t.cols, block(t.cols, rows, loadedAt), len(rows), check)
 }
 
 // readEventsTable reads the columns of db.events and keeps the known ones
@@ -133,7 +164,7 @@ func readEventsTable(ctx context.Context, conn driver.Conn, db string) (*eventsT
 			return nil, fmt.Errorf("%w: %s.events has no column %s (not migrated?)", ErrSchema, db, name)
 		}
 	}
-	t := &eventsTable{windowStartMS: -1, windowEndMS: -1}
+	t := &eventsTable{}
 	names := make([]string, 0, len(knownColumns))
 	for _, c := range knownColumns {
 		typ, ok := have[c.name]
@@ -143,24 +174,6 @@ func readEventsTable(ctx context.Context, conn driver.Conn, db string) (*eventsT
 		}
 		if typ != c.typ {
 			return nil, fmt.Errorf("%w: %s.events column %s is %s, the loader writes %s", ErrSchema, db, c.name, typ, c.typ)
-		}
-		switch c.name {
-		case "loaded_at":
-			t.loaded = len(t.cols)
-		case "occurred_at":
-			t.occurred = len(t.cols)
-		case "kind":
-			t.kind = len(t.cols)
-		case "event_id":
-			t.eventID = len(t.cols)
-		case "occurred_at_ms":
-			t.occurredMS = len(t.cols)
-		case "order_id":
-			t.orderID = len(t.cols)
-		case "window_start_ms":
-			t.windowStartMS = len(t.cols)
-		case "window_end_ms":
-			t.windowEndMS = len(t.cols)
 		}
 		t.cols = append(t.cols, c)
 		names = append(names, c.name)

@@ -194,7 +194,7 @@ type item struct {
 	msg  jetstream.Msg
 	seq  uint64
 	meta meta
-	row  []any
+	row  *Row
 	proj *projRow // the airing or offer projection row, if any
 	dead *deadLetter
 	done bool // acknowledged or terminated
@@ -364,11 +364,9 @@ func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) err
 	if b.inserted {
 		return l.insertProjections(ctx, t, b)
 	}
-	rows := make([][]any, 0, len(b.items))
-	now := time.Now().UTC()
+	rows := make([]*Row, 0, len(b.items))
 	for _, it := range b.items {
 		if it.row != nil {
-			setLoadedAt(it.row, t.loaded, now)
 			rows = append(rows, it.row)
 		}
 	}
@@ -379,7 +377,7 @@ func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) err
 	ictx, cancel := context.WithTimeout(ctx, l.cfg.InsertTimeout)
 	defer cancel()
 	start := time.Now()
-	err := insertRows(ictx, l.conn, t.query, rows, t.eventsCheck(l.cfg.Database, rows))
+	err := t.insert(ictx, l.conn, rows, time.Now().UTC(), eventsCheck(l.cfg.Database, rows))
 	l.m.insertAttempt(time.Since(start).Seconds(), err)
 	if err != nil {
 		return err
@@ -393,7 +391,7 @@ func (l *Loader) insertEvents(ctx context.Context, t *eventsTable, b *batch) err
 // events rows, then marks the airing projection's days they may change.
 func (l *Loader) insertProjections(ctx context.Context, t *eventsTable, b *batch) error {
 	var projs []*projRow
-	rows := make([][]any, 0, len(b.items))
+	rows := make([]*Row, 0, len(b.items))
 	for _, it := range b.items {
 		if it.proj != nil {
 			projs = append(projs, it.proj)
@@ -411,7 +409,7 @@ func (l *Loader) insertProjections(ctx context.Context, t *eventsTable, b *batch
 	}
 	b.projected = true
 	if !b.marked {
-		if err := markProjection(ictx, l.conn, l.cfg.Database, t, rows, projs); err != nil {
+		if err := markProjection(ictx, l.conn, l.cfg.Database, rows); err != nil {
 			return err
 		}
 		b.marked = true

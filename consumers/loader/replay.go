@@ -159,9 +159,12 @@ type replayMsg struct {
 // replayBatch is the messages of one insert, in stream order, and once
 // decoded their rows.
 type replayBatch struct {
-	msgs    []replayMsg
+	msgs     []replayMsg // released once decoded
+	messages int         // len(msgs)
 	bytes   int
-	rows    [][]any
+	rows    []*Row
+	values  []any        // the rows' values, a column at a time (block)
+	check   *storedCheck // reads the rows back (eventsCheck)
 	projs   []*projRow
 	invalid int
 	parts   int
@@ -328,12 +331,13 @@ func (p *replayRun) run(ctx context.Context, it jetstream.MessagesContext) error
 func (p *replayRun) read(ctx context.Context, it jetstream.MessagesContext, out chan<- *replayBatch, setTotal func(uint64)) error {
 	b := &replayBatch{}
 	send := func() bool {
-		if len(b.msgs) == 0 {
+		n := len(b.msgs)
+		if n == 0 {
 			return true
 		}
 		select {
-		case out <- b:
-			b = &replayBatch{msgs: make([]replayMsg, 0, len(b.msgs))}
+		case out <- b: // the decoder owns b now
+			b = &replayBatch{msgs: make([]replayMsg, 0, n)}
 			return true
 		case <-ctx.Done():
 			return false
@@ -379,33 +383,34 @@ func (p *replayRun) read(ctx context.Context, it jetstream.MessagesContext, out 
 
 // decode makes the rows of b, on every core.
 func (p *replayRun) decode(b *replayBatch) {
-	rows := make([][]any, len(b.msgs))
+	rows := make([]*Row, len(b.msgs))
 	projs := make([]*projRow, len(b.msgs))
 	parallel(len(b.msgs), func(i int) {
 		m := &b.msgs[i]
 		rows[i], projs[i], _ = decodeMessage(p.table.cols, p.lc.Streams.SubjectPrefix, m.subject, m.data, m.meta)
 	})
-	now := time.Now().UTC()
 	months := map[int]bool{}
 	b.rows = rows[:0]
-	for i, row := range rows {
-		if row == nil {
+	for i, r := range rows {
+		if r == nil {
 			b.invalid++
 			continue
 		}
-		setLoadedAt(row, p.table.loaded, now)
-		b.rows = append(b.rows, row)
+		b.rows = append(b.rows, r)
 		if projs[i] != nil {
 			b.projs = append(b.projs, projs[i])
 		}
-		months[monthOf(row, p.table)] = true
+		months[monthOf(r)] = true
 	}
 	b.parts = len(months)
+	b.values = block(p.table.cols, b.rows, time.Now().UTC())
+	b.check = eventsCheck(p.lc.Database, b.rows)
+	b.messages, b.msgs = len(b.msgs), nil
 }
 
 // monthOf is the partition (toYYYYMM(occurred_at)) of an events row.
-func monthOf(row []any, t *eventsTable) int {
-	at, _ := row[t.occurred].(time.Time)
+func monthOf(r *Row) int {
+	at := r.ev.OccurredAt.UTC()
 	return at.Year()*100 + int(at.Month())
 }
 
@@ -426,12 +431,12 @@ func (p *replayRun) insertAll(ctx context.Context, in <-chan *replayBatch) error
 				projected = true
 			}
 			if !inserted {
-				if err := insertRows(ictx, p.conn, p.table.query, b.rows, p.table.eventsCheck(p.lc.Database, b.rows)); err != nil {
+				if err := insertBlock(ictx, p.conn, p.table.query, p.table.cols, b.values, len(b.rows), b.check); err != nil {
 					return err
 				}
 				inserted = true
 			}
-			return markProjection(ictx, p.conn, p.lc.Database, p.table, b.rows, b.projs)
+			return markProjection(ictx, p.conn, p.lc.Database, b.rows)
 		})
 		s.InsertSeconds += time.Since(start).Seconds()
 		if err != nil {
@@ -440,7 +445,7 @@ func (p *replayRun) insertAll(ctx context.Context, in <-chan *replayBatch) error
 			}
 			return fmt.Errorf("loader: replay: insert: %w", err)
 		}
-		s.Messages += uint64(len(b.msgs))
+		s.Messages += uint64(b.messages)
 		s.Loaded += uint64(len(b.rows))
 		s.Invalid += uint64(b.invalid)
 		if len(b.rows) > 0 {

@@ -3,22 +3,55 @@ package loader
 import (
 	"errors"
 	"fmt"
-	"github.com/airtally/airtally/internal/airings"
 	"math"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/airtally/airtally/internal/airings"
 	"github.com/airtally/airtally/producers/event"
 	"github.com/airtally/airtally/producers/pci"
 )
 
 // column is a column of the events table: its name, its ClickHouse type
-// (as system.columns spells it) and how a row gets its value, whose Go type
-// is the one clickhouse-go appends to that column type.
+// (as system.columns spells it) and how an insert gets its values. values
+// returns the column's values of rows as the typed slice that clickhouse-go
+// appends to that column type in one call (a columnar append: no value is
+// boxed, nothing is converted by reflection); loadedAt is the insert's
+// time, the value of loaded_at. at is the value of one row of a DateTime
+// column (nil for the others), for the range check of newRow.
 type column struct {
-	name  string
-	typ   string
-	value func(ev *event.Event, m meta) any
+	name   string
+	typ    string
+	values func(rows []*Row, loadedAt time.Time) any
+	at     func(*Row) time.Time
+}
+
+// typedColumn is a column whose values are v of each row, a []T.
+func typedColumn[T any](name, typ string, v func(*Row) T) column {
+	return column{name: name, typ: typ, values: func(rows []*Row, _ time.Time) any {
+		out := make([]T, len(rows))
+		for i, r := range rows {
+			out[i] = v(r)
+		}
+		return out
+	}}
+}
+
+func stringColumn(name string, v func(*Row) string) column {
+	return typedColumn(name, "String", v)
+}
+
+func int64Column(name string, v func(*Row) int64) column { return typedColumn(name, "Int64", v) }
+
+func uint64Column(name string, v func(*Row) uint64) column { return typedColumn(name, "UInt64", v) }
+
+// timeColumn is a DateTime('UTC') column; v must return UTC times.
+func timeColumn(name string, v func(*Row) time.Time) column {
+	c := typedColumn(name, dateTimeUTC, v)
+	c.at = v
+	return c
 }
 
 // knownColumns are every column the loader can fill, in insert order. The
@@ -26,61 +59,67 @@ type column struct {
 // columns always, the others when the events table has them (a later
 // migration adds them; see readEventsTable).
 var knownColumns = []column{
-	{"event_id", "UUID", func(e *event.Event, _ meta) any { return e.EventID }},
-	{"kind", "String", func(e *event.Event, _ meta) any { return stringValue(string(e.Kind)) }},
-	{"schema_version", "UInt8", func(e *event.Event, _ meta) any { return uint8(e.SchemaVersion) }},
-	{"occurred_at", dateTimeUTC, func(e *event.Event, _ meta) any { return e.OccurredAt.UTC() }},
-	{"occurred_at_ms", "Int64", func(e *event.Event, _ meta) any { return e.OccurredAt.UnixMilli() }},
-	{"source_system", "String", func(e *event.Event, _ meta) any { return e.Source.System }},
-	{"source_instance", "String", func(e *event.Event, _ meta) any { return e.Source.Instance }},
-	{"source_seq", "UInt64", func(e *event.Event, _ meta) any { return e.Source.Seq }},
-	{"call_id", "String", func(e *event.Event, _ meta) any { return e.CallID }},
-	{"dnis", "String", func(e *event.Event, _ meta) any { return e.DNIS }},
-	{"ani_hash", "String", func(e *event.Event, _ meta) any { return e.ANIHash }},
-	{"queue", "String", func(e *event.Event, _ meta) any { return e.Queue }},
-	{"site", "String", func(e *event.Event, _ meta) any { return e.Site }},
-	{"agent_id", "String", func(e *event.Event, _ meta) any { return e.AgentID }},
-	{"talk_seconds", "Int64", func(e *event.Event, _ meta) any { return e.TalkSeconds }},
-	{"wait_seconds", "Int64", func(e *event.Event, _ meta) any { return e.WaitSeconds }},
-	{"disposition", "String", func(e *event.Event, _ meta) any { return e.Disposition }},
-	{"order_id", "String", func(e *event.Event, _ meta) any { return e.OrderID }},
-	{"offer", "String", func(e *event.Event, _ meta) any { return e.Offer }},
-	{"sku", "String", func(e *event.Event, _ meta) any { return e.SKU }},
-	{"amount_cents", "Int64", func(e *event.Event, _ meta) any { return e.AmountCents }},
-	{"currency", "String", func(e *event.Event, _ meta) any { return e.Currency }},
-	{"upsell_count", "Int64", func(e *event.Event, _ meta) any { return e.UpsellCount }},
-	{"continuity", "UInt8", func(e *event.Event, _ meta) any { return boolByte(e.Continuity) }},
-	{"payment_brand", "String", func(e *event.Event, _ meta) any { return e.PaymentBrand }},
-	{"card_last4", "String", func(e *event.Event, _ meta) any { return e.CardLast4 }},
-	{"channel", "String", func(e *event.Event, _ meta) any { return stringValue(string(e.Channel)) }},
-	{"promo_code", "String", func(e *event.Event, _ meta) any { return e.PromoCode }},
-	{"vanity_url", "String", func(e *event.Event, _ meta) any { return e.VanityURL }},
-	{"reason", "String", func(e *event.Event, _ meta) any { return e.Reason }},
-	{"interval_seconds", "Int64", func(e *event.Event, _ meta) any { return e.IntervalSeconds }},
+	typedColumn("event_id", "UUID", func(r *Row) uuid.UUID { return r.ev.EventID }),
+	stringColumn("kind", func(r *Row) string { return string(r.ev.Kind) }),
+	typedColumn("schema_version", "UInt8", func(r *Row) uint8 { return uint8(r.ev.SchemaVersion) }),
+	timeColumn("occurred_at", func(r *Row) time.Time { return r.ev.OccurredAt.UTC() }),
+	int64Column("occurred_at_ms", func(r *Row) int64 { return r.ev.OccurredAt.UnixMilli() }),
+	stringColumn("source_system", func(r *Row) string { return r.ev.Source.System }),
+	stringColumn("source_instance", func(r *Row) string { return r.ev.Source.Instance }),
+	uint64Column("source_seq", func(r *Row) uint64 { return r.ev.Source.Seq }),
+	stringColumn("call_id", func(r *Row) string { return r.ev.CallID }),
+	stringColumn("dnis", func(r *Row) string { return r.ev.DNIS }),
+	stringColumn("ani_hash", func(r *Row) string { return r.ev.ANIHash }),
+	stringColumn("queue", func(r *Row) string { return r.ev.Queue }),
+	stringColumn("site", func(r *Row) string { return r.ev.Site }),
+	stringColumn("agent_id", func(r *Row) string { return r.ev.AgentID }),
+	int64Column("talk_seconds", func(r *Row) int64 { return r.ev.TalkSeconds }),
+	int64Column("wait_seconds", func(r *Row) int64 { return r.ev.WaitSeconds }),
+	stringColumn("disposition", func(r *Row) string { return r.ev.Disposition }),
+	stringColumn("order_id", func(r *Row) string { return r.ev.OrderID }),
+	stringColumn("offer", func(r *Row) string { return r.ev.Offer }),
+	stringColumn("sku", func(r *Row) string { return r.ev.SKU }),
+	int64Column("amount_cents", func(r *Row) int64 { return r.ev.AmountCents }),
+	stringColumn("currency", func(r *Row) string { return r.ev.Currency }),
+	int64Column("upsell_count", func(r *Row) int64 { return r.ev.UpsellCount }),
+	typedColumn("continuity", "UInt8", func(r *Row) uint8 { return boolByte(r.ev.Continuity) }),
+	stringColumn("payment_brand", func(r *Row) string { return r.ev.PaymentBrand }),
+	stringColumn("card_last4", func(r *Row) string { return r.ev.CardLast4 }),
+	stringColumn("channel", func(r *Row) string { return string(r.ev.Channel) }),
+	stringColumn("promo_code", func(r *Row) string { return r.ev.PromoCode }),
+	stringColumn("vanity_url", func(r *Row) string { return r.ev.VanityURL }),
+	stringColumn("reason", func(r *Row) string { return r.ev.Reason }),
+	int64Column("interval_seconds", func(r *Row) int64 { return r.ev.IntervalSeconds }),
 	// Airing and offer fields are not columns of events: those events also
 	// go to the airings and offers projections (see projectionOf).
 	// Detections (source.*, gap.*, line.*, data.delayed), from migration
 	// 0010.
-	{"monitored_system", "String", func(e *event.Event, _ meta) any { return e.MonitoredSystem }},
-	{"monitored_instance", "String", func(e *event.Event, _ meta) any { return e.MonitoredInstance }},
-	{"window_start", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTimeValue(e.WindowStart) }},
-	{"window_start_ms", "Int64", func(e *event.Event, _ meta) any { return unixMilli(e.WindowStart) }},
-	{"window_end", dateTimeUTC, func(e *event.Event, _ meta) any { return dateTimeValue(e.WindowEnd) }},
-	{"window_end_ms", "Int64", func(e *event.Event, _ meta) any { return unixMilli(e.WindowEnd) }},
-	{"seq_from", "UInt64", func(e *event.Event, _ meta) any { return e.SeqFrom }},
-	{"seq_to", "UInt64", func(e *event.Event, _ meta) any { return e.SeqTo }},
-	{"tolerance_seconds", "Int64", func(e *event.Event, _ meta) any { return e.ToleranceSeconds }},
-	{"clock_skew_ms", "Int64", func(e *event.Event, _ meta) any { return e.ClockSkewMS }},
-	{"delay_ms", "Int64", func(e *event.Event, _ meta) any { return e.DelayMS }},
-	{"event_count", "Int64", func(e *event.Event, _ meta) any { return e.EventCount }},
-	{"expected_calls", "Int64", func(e *event.Event, _ meta) any { return e.ExpectedCalls }},
-	{"observed_calls", "Int64", func(e *event.Event, _ meta) any { return e.ObservedCalls }},
-	{"outcome", "String", func(e *event.Event, _ meta) any { return e.Outcome }},
+	stringColumn("monitored_system", func(r *Row) string { return r.ev.MonitoredSystem }),
+	stringColumn("monitored_instance", func(r *Row) string { return r.ev.MonitoredInstance }),
+	timeColumn("window_start", func(r *Row) time.Time { return dateTimeValue(r.ev.WindowStart) }),
+	int64Column("window_start_ms", func(r *Row) int64 { return unixMilli(r.ev.WindowStart) }),
+	timeColumn("window_end", func(r *Row) time.Time { return dateTimeValue(r.ev.WindowEnd) }),
+	int64Column("window_end_ms", func(r *Row) int64 { return unixMilli(r.ev.WindowEnd) }),
+	uint64Column("seq_from", func(r *Row) uint64 { return r.ev.SeqFrom }),
+	uint64Column("seq_to", func(r *Row) uint64 { return r.ev.SeqTo }),
+	int64Column("tolerance_seconds", func(r *Row) int64 { return r.ev.ToleranceSeconds }),
+	int64Column("clock_skew_ms", func(r *Row) int64 { return r.ev.ClockSkewMS }),
+	int64Column("delay_ms", func(r *Row) int64 { return r.ev.DelayMS }),
+	int64Column("event_count", func(r *Row) int64 { return r.ev.EventCount }),
+	int64Column("expected_calls", func(r *Row) int64 { return r.ev.ExpectedCalls }),
+	int64Column("observed_calls", func(r *Row) int64 { return r.ev.ObservedCalls }),
+	stringColumn("outcome", func(r *Row) string { return r.ev.Outcome }),
 	// From the message and the loader.
-	{"stream_seq", "UInt64", func(_ *event.Event, m meta) any { return m.streamSeq }},
-	{"stored_at", dateTimeUTC, func(_ *event.Event, m meta) any { return m.storedAt.UTC() }},
-	{"stored_at_ms", "Int64", func(_ *event.Event, m meta) any { return m.storedAt.UnixMilli() }},
-	{"loaded_at", dateTimeUTC, func(*event.Event, meta) any { return time.Time{} }}, // set at insert
+	uint64Column("stream_seq", func(r *Row) uint64 { return r.meta.streamSeq }),
+	timeColumn("stored_at", func(r *Row) time.Time { return r.meta.storedAt.UTC() }),
+	int64Column("stored_at_ms", func(r *Row) int64 { return r.meta.storedAt.UnixMilli() }),
+	{name: "loaded_at", typ: dateTimeUTC, values: func(rows []*Row, loadedAt time.Time) any {
+		out := make([]time.Time, len(rows))
+		for i := range out {
+			out[i] = loadedAt
+		}
+		return out
+	}},
 }
 
 // baseColumns are the columns of the first migration; the events table must
@@ -105,32 +144,10 @@ func boolByte(b bool) uint8 {
 	return 0
 }
 
-// commonValues are the kinds and channels as row values, boxed once: a
-// boxed string costs an allocation, and every row has a kind.
-var commonValues = func() map[string]any {
-	m := map[string]any{string(event.ChannelPhone): string(event.ChannelPhone), string(event.ChannelWeb): string(event.ChannelWeb)}
-	for _, k := range event.Kinds {
-		m[string(k)] = string(k)
-	}
-	return m
-}()
-
-// stringValue is s as a row value, from commonValues when it is there.
-func stringValue(s string) any {
-	if v, ok := commonValues[s]; ok {
-		return v
-	}
-	return s
-}
-
-// epochValue is the Unix epoch (DateTime's zero) as a row value, boxed
-// once: most events have no window, and a boxed time costs an allocation.
-var epochValue any = time.Unix(0, 0).UTC()
-
 // dateTimeValue is t in UTC, or the Unix epoch when t is unset.
-func dateTimeValue(t time.Time) any {
+func dateTimeValue(t time.Time) time.Time {
 	if t.IsZero() {
-		return epochValue
+		return minDateTime
 	}
 	return t.UTC()
 }
@@ -158,6 +175,13 @@ type meta struct {
 	storedAt  time.Time
 }
 
+// Row is a valid event as one row of the events table: the decoded event
+// and what its message adds. knownColumns read their values from it.
+type Row struct {
+	ev   *event.Event
+	meta meta
+}
+
 // Reason classes of dead letters (the "reason" label of the metric).
 const (
 	classInvalid    = "invalid"
@@ -183,9 +207,9 @@ func (d *deadLetter) values(failedAt time.Time) []any {
 }
 
 // decodeMessage turns one message into a row of the events table or a dead
-// letter. prefix is the events' subject prefix. The row is complete and
-// checked: every value has the Go type its column takes.
-func decodeMessage(cols []column, prefix, subject string, data []byte, m meta) (row []any, proj *projRow, dead *deadLetter) {
+// letter. prefix is the events' subject prefix. The row is checked: every
+// value of cols fits its column.
+func decodeMessage(cols []column, prefix, subject string, data []byte, m meta) (r *Row, proj *projRow, dead *deadLetter) {
 	ev, err := event.Decode(data)
 	if err == nil {
 		if !subjectOf(subject, prefix, ev) {
@@ -196,13 +220,13 @@ func decodeMessage(cols []column, prefix, subject string, data []byte, m meta) (
 		}
 	}
 	if err == nil {
-		row, err = eventRow(cols, ev, m)
+		r, err = newRow(cols, ev, m)
 	}
 	if err == nil {
 		proj, err = projectionOf(ev, m)
 	}
 	if err == nil {
-		return row, proj, nil
+		return r, proj, nil
 	}
 	return nil, nil, newDeadLetter(prefix, subject, data, m.streamSeq, err)
 }
@@ -323,29 +347,36 @@ func subjectTokens(prefix, subject string) (kind, system, instance string) {
 // column's range). It should not happen; it is a dead letter if it does.
 var errRow = errors.New("is out of the range the events table can store")
 
-// eventRow builds the row of ev for cols, checked against the column
-// ranges: every value has the Go type its column takes and fits it.
-func eventRow(cols []column, ev *event.Event, m meta) ([]any, error) {
+// newRow is the row of ev and m, checked against the ranges of cols: the
+// error names the column whose value does not fit.
+func newRow(cols []column, ev *event.Event, m meta) (*Row, error) {
 	if ev.SchemaVersion < 0 || ev.SchemaVersion > math.MaxUint8 {
 		return nil, fmt.Errorf("schema_version: %w", errRow)
 	}
 	if m.streamSeq == 0 {
 		return nil, fmt.Errorf("stream_seq: %w", errRow)
 	}
-	row := make([]any, len(cols))
-	for i, c := range cols {
-		v := c.value(ev, m)
-		if t, ok := v.(time.Time); ok && c.name != "loaded_at" && (t.Before(minDateTime) || t.After(maxDateTime)) {
+	r := &Row{ev: ev, meta: m}
+	for _, c := range cols {
+		if c.at == nil {
+			continue
+		}
+		if t := c.at(r); t.Before(minDateTime) || t.After(maxDateTime) {
 			return nil, fmt.Errorf("%s: %w", c.name, errRow)
 		}
-		row[i] = v
 	}
-	return row, nil
+	return r, nil
 }
 
-// setLoadedAt stamps the load time into a row built by eventRow; loaded is
-// the index of the loaded_at column.
-func setLoadedAt(row []any, loaded int, t time.Time) { row[loaded] = t }
+// block is the values of rows for cols, one typed slice per column (see
+// column), with loaded_at set to loadedAt.
+func block(cols []column, rows []*Row, loadedAt time.Time) []any {
+	out := make([]any, len(cols))
+	for i, c := range cols {
+		out[i] = c.values(rows, loadedAt)
+	}
+	return out
+}
 
 func insertQuery(db, table string, columns []string) string {
 	return "INSERT INTO " + db + "." + table + " (" + strings.Join(columns, ", ") + ")"

@@ -52,8 +52,8 @@ func TestDecodeMessage(t *testing.T) {
 				if dead != nil {
 					t.Fatalf("dead letter %+v, want a row", dead)
 				}
-				if len(row) != len(knownColumns) {
-					t.Fatalf("row has %d values for %d columns", len(row), len(knownColumns))
+				if row == nil || row.ev == nil || row.meta != m {
+					t.Fatalf("row %+v, want the event with the message's meta", row)
 				}
 				return
 			}
@@ -83,10 +83,12 @@ func TestDecodeMessage(t *testing.T) {
 func TestEventRowValues(t *testing.T) {
 	ev := events(3, 0)[2]
 	stored := time.Date(2026, 11, 25, 20, 0, 1, 987654321, time.UTC)
-	row, err := eventRow(knownColumns, ev, meta{streamSeq: 7, storedAt: stored})
+	r, err := newRow(knownColumns, ev, meta{streamSeq: 7, storedAt: stored})
 	if err != nil {
 		t.Fatal(err)
 	}
+	loaded := time.Date(2026, 11, 25, 20, 0, 2, 0, time.UTC)
+	row := rowValues(knownColumns, r, loaded)
 	byName := map[string]any{}
 	for i, c := range knownColumns {
 		byName[c.name] = row[i]
@@ -95,18 +97,19 @@ func TestEventRowValues(t *testing.T) {
 		"event_id": ev.EventID, "kind": "order.placed", "schema_version": uint8(1),
 		"occurred_at_ms": ev.OccurredAt.UnixMilli(), "source_seq": ev.Source.Seq, "amount_cents": ev.AmountCents,
 		"continuity": uint8(1), "channel": "phone", "stream_seq": uint64(7), "stored_at_ms": stored.UnixMilli(),
+		"occurred_at": ev.OccurredAt.UTC(), "stored_at": stored, "loaded_at": loaded, "order_id": ev.OrderID,
 	}
 	for name, v := range want {
 		if byName[name] != v {
 			t.Errorf("%s = %#v, want %#v", name, byName[name], v)
 		}
 	}
-	if _, err := eventRow(knownColumns, ev, meta{storedAt: stored}); err == nil {
+	if _, err := newRow(knownColumns, ev, meta{storedAt: stored}); err == nil {
 		t.Error("a row without a stream sequence was accepted")
 	}
 	far := *ev
 	far.OccurredAt = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := eventRow(knownColumns, &far, meta{streamSeq: 7, storedAt: stored}); err == nil || !strings.Contains(err.Error(), "occurred_at") {
+	if _, err := newRow(knownColumns, &far, meta{streamSeq: 7, storedAt: stored}); err == nil || !strings.Contains(err.Error(), "occurred_at") {
 		t.Errorf("occurred_at beyond DateTime: err %v", err)
 	}
 }

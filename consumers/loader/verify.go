@@ -39,7 +39,11 @@ type storedCheck struct {
 	table string      // the table inserted into, for messages
 	query string      // reads the keys found, with batchKeysTable
 	cols  []keyColumn // batchKeysTable's columns
-	keys  [][]any     // batchKeysTable's rows: the batch's distinct keys
+	// keys are batchKeysTable's values, a typed slice per column (as
+	// clickhouse-go appends a column), count rows: the batch's distinct
+	// keys.
+	keys  []any
+	count int
 	// missing is how many keys the query's answer lacks.
 	missing func(rows driver.Rows) (int, error)
 }
@@ -68,8 +72,8 @@ func (c *storedCheck) run(ctx context.Context, conn driver.Conn) error {
 	if err != nil {
 		return fmt.Errorf("loader: read back the insert into %s: %w", c.table, err)
 	}
-	for _, k := range c.keys {
-		if err := keys.Append(k...); err != nil {
+	for i, col := range keys.Block().Columns {
+		if _, err := col.Append(c.keys[i]); err != nil {
 			return fmt.Errorf("loader: read back the insert into %s: key table: %w", c.table, err)
 		}
 	}
@@ -86,7 +90,7 @@ func (c *storedCheck) run(ctx context.Context, conn driver.Conn) error {
 		return fmt.Errorf("loader: read back the insert into %s: %w", c.table, err)
 	}
 	if missing > 0 {
-		return &notStoredError{table: c.table, keys: len(c.keys), missing: missing}
+		return &notStoredError{table: c.table, keys: c.count, missing: missing}
 	}
 	return nil
 }
@@ -109,31 +113,32 @@ func countFound(want int) func(driver.Rows) (int, error) {
 // eventsCheck reads back rows of the events table by its sorting key
 // (kind, occurred_at, event_id). A copy stored by an earlier insert
 // counts: the event is there.
-func (t *eventsTable) eventsCheck(db string, rows [][]any) *storedCheck {
+func eventsCheck(db string, rows []*Row) *storedCheck {
 	type key struct {
 		kind string
 		at   int64
 		id   uuid.UUID
 	}
-	seen := map[key]bool{}
-	keys := make([][]any, 0, len(rows))
+	seen := make(map[key]bool, len(rows))
+	kinds := make([]string, 0, len(rows))
+	ats := make([]time.Time, 0, len(rows))
+	ids := make([]uuid.UUID, 0, len(rows))
 	for _, r := range rows {
-		kind, _ := r[t.kind].(string)
-		at, _ := r[t.occurred].(time.Time)
-		id, _ := r[t.eventID].(uuid.UUID)
-		k := key{kind, at.Unix(), id}
+		at := r.ev.OccurredAt.UTC()
+		k := key{string(r.ev.Kind), at.Unix(), r.ev.EventID}
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		keys = append(keys, []any{kind, at, id})
+		kinds, ats, ids = append(kinds, k.kind), append(ats, at), append(ids, k.id)
 	}
 	return &storedCheck{
 		table:   "events",
 		query:   "SELECT uniqExact(kind, occurred_at, event_id) FROM " + db + ".events WHERE (kind, occurred_at, event_id) IN " + batchKeysTable,
 		cols:    []keyColumn{{"kind", "String"}, {"occurred_at", "DateTime"}, {"event_id", "UUID"}},
-		keys:    keys,
-		missing: countFound(len(keys)),
+		keys:    []any{kinds, ats, ids},
+		count:   len(ids),
+		missing: countFound(len(ids)),
 	}
 }
 
@@ -141,20 +146,21 @@ func (t *eventsTable) eventsCheck(db string, rows [][]any) *storedCheck {
 // (deadLetterColumns[0]).
 func deadLettersCheck(db string, rows [][]any) *storedCheck {
 	seen := map[uint64]bool{}
-	var keys [][]any
+	var seqs []uint64
 	for _, r := range rows {
 		seq, _ := r[0].(uint64)
 		if !seen[seq] {
 			seen[seq] = true
-			keys = append(keys, []any{seq})
+			seqs = append(seqs, seq)
 		}
 	}
 	return &storedCheck{
 		table:   "dead_letters",
 		query:   "SELECT uniqExact(stream_seq) FROM " + db + ".dead_letters WHERE stream_seq IN " + batchKeysTable,
 		cols:    []keyColumn{{"stream_seq", "UInt64"}},
-		keys:    keys,
-		missing: countFound(len(keys)),
+		keys:    []any{seqs},
+		count:   len(seqs),
+		missing: countFound(len(seqs)),
 	}
 }
 
@@ -170,31 +176,36 @@ func versionedCheck(db, table string, cols, keyCols []string, rows [][]any) *sto
 	}
 	verIdx := slices.Index(cols, "version")
 	want := map[string]int64{} // joined key → highest version in the batch
-	var keys [][]any
+	keyVals := make([][]string, len(keyIdx))
 	for _, r := range rows {
 		parts := make([]string, len(keyIdx))
-		vals := make([]any, len(keyIdx))
 		for i, ix := range keyIdx {
 			parts[i], _ = r[ix].(string)
-			vals[i] = parts[i]
 		}
 		k := strings.Join(parts, "\x00")
 		v, _ := r[verIdx].(int64)
 		old, ok := want[k]
 		if !ok {
-			keys = append(keys, vals)
+			for i, p := range parts {
+				keyVals[i] = append(keyVals[i], p)
+			}
 		}
 		if !ok || v > old {
 			want[k] = v
 		}
 	}
 	list := strings.Join(keyCols, ", ")
+	keys := make([]any, len(keyVals))
+	for i, v := range keyVals {
+		keys[i] = v
+	}
 	return &storedCheck{
 		table: table,
 		query: fmt.Sprintf("SELECT %s, max(version) FROM %s.%s WHERE (%s) IN (SELECT %s FROM %s) GROUP BY %s",
 			list, db, table, list, list, batchKeysTable, list),
-		cols: kcs,
-		keys: keys,
+		cols:  kcs,
+		keys:  keys,
+		count: len(want),
 		missing: func(rows driver.Rows) (int, error) {
 			stored := map[string]int64{}
 			got := make([]string, len(keyCols))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -194,7 +195,7 @@ func TestInsertReadBack(t *testing.T) {
 		}
 		held := proxy.arm()
 		sent := make(chan error, 1)
-		go func() { sent <- insertRows(context.Background(), viaProxy, table.query, rows, nil) }()
+		go func() { sent <- table.insert(context.Background(), viaProxy, rows, time.Now(), nil) }()
 		stopWhenHeld(t, srv, held)
 		sendErr := <-sent
 		if n := countEvents(t, direct, db); sendErr != nil || n != 0 {
@@ -204,7 +205,7 @@ func TestInsertReadBack(t *testing.T) {
 		// rows), never nil.
 		held = proxy.arm()
 		go func() {
-			sent <- insertRows(context.Background(), viaProxy, table.query, rows, table.eventsCheck(db, rows))
+			sent <- table.insert(context.Background(), viaProxy, rows, time.Now(), eventsCheck(db, rows))
 		}()
 		stopWhenHeld(t, srv, held)
 		if err := <-sent; err == nil {
@@ -254,14 +255,14 @@ func TestReadBackQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := insertRows(t.Context(), conn, table.query, stored, table.eventsCheck(db, stored)); err != nil {
+	if err := table.insert(t.Context(), conn, stored, time.Now(), eventsCheck(db, stored)); err != nil {
 		t.Fatalf("stored batch: %v", err)
 	}
 	absent, err := ins.Rows(events(10, 20000), 20001, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := table.eventsCheck(db, append(absent, stored[:5]...)).check(t, conn); err == nil {
+	if err := eventsCheck(db, append(absent, stored[:5]...)).check(t, conn); err == nil {
 		t.Error("events read-back found rows never inserted")
 	} else if want := "holds 5 of its 15 keys"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
 		t.Errorf("events read-back: %v, want %q", err, want)
@@ -328,9 +329,8 @@ func TestReadBackQueriesOnCurrentClickHouse(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rows[:6] { // two of the eight are never stored
-		at := r[table.occurred].(time.Time)
 		if err := ch.Exec(fmt.Sprintf("INSERT INTO %s.events (event_id, kind, occurred_at) VALUES ('%s', %s, toDateTime(%d))",
-			cdb, r[table.eventID], chsql.String(r[table.kind].(string)), at.Unix())); err != nil {
+			cdb, r.ev.EventID, chsql.String(string(r.ev.Kind)), r.ev.OccurredAt.Unix())); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -348,10 +348,10 @@ func TestReadBackQueriesOnCurrentClickHouse(t *testing.T) {
 		for _, kc := range c.cols {
 			cols = append(cols, kc.name+" "+kc.typ)
 		}
-		for _, k := range c.keys {
+		for i := range c.count {
 			var lits []string
-			for _, v := range k {
-				switch v := v.(type) {
+			for _, col := range c.keys {
+				switch v := reflect.ValueOf(col).Index(i).Interface().(type) {
 				case string:
 					lits = append(lits, chsql.String(v))
 				case time.Time:
@@ -379,7 +379,7 @@ func TestReadBackQueriesOnCurrentClickHouse(t *testing.T) {
 		}
 		return fmt.Sprint(out)
 	}
-	if got, want := onCHDB(table.eventsCheck(cdb, rows)), "[map[uniqExact(kind, occurred_at, event_id):6]]"; got != want {
+	if got, want := onCHDB(eventsCheck(cdb, rows)), "[map[uniqExact(kind, occurred_at, event_id):6]]"; got != want {
 		t.Errorf("events read-back on chDB: %s, want %s", got, want)
 	}
 	if got, want := onCHDB(deadLettersCheck(cdb, [][]any{{uint64(7)}, {uint64(8)}})), "[map[uniqExact(stream_seq):1]]"; got != want {
@@ -430,12 +430,12 @@ func BenchmarkReadBack(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("insert/%d", n), func(b *testing.B) {
 			for b.Loop() {
-				if err := insertRows(b.Context(), conn, table.query, rows, nil); err != nil {
+				if err := table.insert(b.Context(), conn, rows, time.Now(), nil); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
-		check := table.eventsCheck(db, rows)
+		check := eventsCheck(db, rows)
 		b.Run(fmt.Sprintf("read-back/%d", n), func(b *testing.B) {
 			for b.Loop() {
 				if err := check.run(b.Context(), conn); err != nil {
