@@ -161,13 +161,13 @@ type replayMsg struct {
 type replayBatch struct {
 	msgs     []replayMsg // released once decoded
 	messages int         // len(msgs)
-	bytes   int
-	rows    []*Row
-	values  []any        // the rows' values, a column at a time (block)
-	check   *storedCheck // reads the rows back (eventsCheck)
-	projs   []*projRow
-	invalid int
-	parts   int
+	bytes    int
+	rows     []*Row
+	values   []any        // the rows' values, a column at a time (block)
+	check    *storedCheck // reads the rows back (eventsCheck)
+	projs    []*projRow
+	invalid  int
+	parts    int
 }
 
 // Replay rebuilds the tables of cfg.Database from the events stream: it
