@@ -49,6 +49,9 @@ func TestRunTiny(t *testing.T) {
 					t.Errorf("%s: %+v, want %d events over a positive time", name, tp, events)
 				}
 				checkMemory(t, name, tp.Peak)
+				if tp.CPU.Process < 0 || tp.CPU.ClickHouse < 0 || tp.CPU.Process > 2*float64(m.Cores)*tp.Seconds+0.05 {
+					t.Errorf("%s: processor time %+v over %gs on %d cores", name, tp.CPU, tp.Seconds, m.Cores)
+				}
 			}
 			e := res.EndToEnd
 			if e.Loaded != events {
@@ -99,7 +102,7 @@ func TestRunTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"sync_interval 2m (default)", "sync_interval always", "JetStream publish alone", "JetStream fetch alone", "ClickHouse insert alone", "replay rate",
-		"sustained throughput", "p99", "ClickHouse " + m.ClickHouseVersion, "flush interval", "poll interval"} {
+		"sustained throughput", "p99", "Processor time per event", "bound at that cost", "ClickHouse " + m.ClickHouseVersion, "flush interval", "poll interval"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}

@@ -36,11 +36,7 @@ const (
 // awaiting their ack, and waits for every ack: JetStream's publish rate
 // alone. Encoding happens before the clock starts.
 func (st *stage) rawPublish(ctx context.Context, p *phase) (Throughput, error) {
-	elapsed, err := st.fill(ctx, p, "raw")
-	if err != nil {
-		return Throughput{}, err
-	}
-	return throughput(st.cfg.Events, elapsed), nil
+	return st.fill(ctx, p, "raw")
 }
 
 // rawInsert inserts Events rows into the events table in batches of
@@ -56,13 +52,16 @@ func (st *stage) rawInsert(ctx context.Context, p *phase) (Throughput, error) {
 	if err != nil {
 		return Throughput{}, fmt.Errorf("bench: %w", err)
 	}
-	start := time.Now()
+	tm := st.startTimer()
 	for first := 0; first < len(rows); first += st.cfg.InsertBatch {
 		if err := ins.Insert(ctx, rows[first:min(first+st.cfg.InsertBatch, len(rows))]); err != nil {
 			return Throughput{}, fmt.Errorf("bench: %w", err)
 		}
 	}
-	elapsed := time.Since(start)
+	tp, err := tm.stop(len(rows))
+	if err != nil {
+		return Throughput{}, err
+	}
 	n, err := st.count(ctx, p.db, false)
 	if err != nil {
 		return Throughput{}, err
@@ -70,7 +69,7 @@ func (st *stage) rawInsert(ctx context.Context, p *phase) (Throughput, error) {
 	if n != uint64(len(rows)) {
 		return Throughput{}, fmt.Errorf("bench: %d rows in %s.events after inserting %d", n, p.db, len(rows))
 	}
-	return throughput(len(rows), elapsed), nil
+	return tp, nil
 }
 
 // count is the number of the run's events in db.events, read with FINAL
@@ -255,7 +254,8 @@ func (st *stage) endToEnd(ctx context.Context, p *phase) (EndToEnd, error) {
 	var spooled atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, len(srcs))
-	start := time.Now()
+	tm := st.startTimer()
+	start := tm.start
 	for _, s := range srcs {
 		wg.Add(1)
 		go func() {
@@ -295,7 +295,10 @@ func (st *stage) endToEnd(ctx context.Context, p *phase) (EndToEnd, error) {
 	if err != nil {
 		return EndToEnd{}, err
 	}
-	elapsed := time.Since(start)
+	tp, err := tm.stop(st.cfg.Events)
+	if err != nil {
+		return EndToEnd{}, err
+	}
 	loaded, err := st.count(ctx, p.db, true)
 	if err != nil {
 		return EndToEnd{}, err
@@ -309,7 +312,7 @@ func (st *stage) endToEnd(ctx context.Context, p *phase) (EndToEnd, error) {
 		return EndToEnd{}, err
 	}
 	return EndToEnd{
-		Throughput:     throughput(st.cfg.Events, elapsed),
+		Throughput:     tp,
 		PublishSeconds: published.Seconds(),
 		Loaded:         loaded,
 		Spooled:        int(spooled.Load()),

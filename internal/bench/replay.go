@@ -16,15 +16,16 @@ import (
 
 // fill publishes Events encoded events of the mix asynchronously, at most
 // Window awaiting their ack, and waits for every ack: the stream a replay
-// or a raw fetch reads.
-func (st *stage) fill(ctx context.Context, p *phase, instance string) (time.Duration, error) {
+// or a raw fetch reads. The throughput is the publishing's, the encoding
+// before it left out.
+func (st *stage) fill(ctx context.Context, p *phase, instance string) (Throughput, error) {
 	cfg := streams.Config{}.WithDefaults()
 	evs := newEventMix(instance, time.Now()).completed(st.cfg.Events, st.aniKey)
 	msgs := make([]*nats.Msg, len(evs))
 	for i, e := range evs {
 		data, err := e.Encode()
 		if err != nil {
-			return 0, fmt.Errorf("bench: encode event %d: %w", i, err)
+			return Throughput{}, fmt.Errorf("bench: encode event %d: %w", i, err)
 		}
 		msgs[i] = &nats.Msg{Subject: e.Subject(cfg.SubjectPrefix), Data: data, Header: nats.Header{}}
 		msgs[i].Header.Set(jetstream.MsgIDHeader, e.EventID.String())
@@ -42,27 +43,30 @@ func (st *stage) fill(ctx context.Context, p *phase, instance string) (time.Dura
 			firstErr.CompareAndSwap(nil, err)
 		}))
 	if err != nil {
-		return 0, fmt.Errorf("bench: jetstream: %w", err)
+		return Throughput{}, fmt.Errorf("bench: jetstream: %w", err)
 	}
-	start := time.Now()
+	tm := st.startTimer()
 	for i, m := range msgs {
 		if _, err := js.PublishMsgAsync(m, jetstream.WithExpectStream(cfg.EventsStream), jetstream.WithStallWait(ackTimeout)); err != nil {
-			return 0, fmt.Errorf("bench: publish event %d: %w", i, err)
+			return Throughput{}, fmt.Errorf("bench: publish event %d: %w", i, err)
 		}
 	}
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-ctx.Done():
-		return 0, fmt.Errorf("bench: waiting for acks (%d of %d): %w", acked.Load(), len(msgs), ctx.Err())
+		return Throughput{}, fmt.Errorf("bench: waiting for acks (%d of %d): %w", acked.Load(), len(msgs), ctx.Err())
 	}
-	elapsed := time.Since(start)
+	tp, err := tm.stop(len(msgs))
+	if err != nil {
+		return Throughput{}, err
+	}
 	if n := failed.Load(); n > 0 {
-		return 0, fmt.Errorf("bench: %d of %d publishes failed, first: %v", n, len(msgs), firstErr.Load())
+		return Throughput{}, fmt.Errorf("bench: %d of %d publishes failed, first: %v", n, len(msgs), firstErr.Load())
 	}
 	if n := acked.Load(); n != int64(len(msgs)) {
-		return 0, fmt.Errorf("bench: %d acks for %d publishes", n, len(msgs))
+		return Throughput{}, fmt.Errorf("bench: %d acks for %d publishes", n, len(msgs))
 	}
-	return elapsed, nil
+	return tp, nil
 }
 
 // rawFetch fills the stream with Events events, then reads them all with
@@ -77,7 +81,7 @@ func (st *stage) rawFetch(ctx context.Context, p *phase) (Throughput, error) {
 	if err != nil {
 		return Throughput{}, fmt.Errorf("bench: stream: %w", err)
 	}
-	start := time.Now()
+	tm := st.startTimer()
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.EventSubjects()}})
 	if err != nil {
 		return Throughput{}, fmt.Errorf("bench: ordered consumer: %w", err)
@@ -95,11 +99,14 @@ func (st *stage) rawFetch(ctx context.Context, p *phase) (Throughput, error) {
 		}
 		bytes += len(msg.Data())
 	}
-	elapsed := time.Since(start)
+	tp, err := tm.stop(st.cfg.Events)
+	if err != nil {
+		return Throughput{}, err
+	}
 	if bytes == 0 {
 		return Throughput{}, fmt.Errorf("bench: read %d empty messages", st.cfg.Events)
 	}
-	return throughput(st.cfg.Events, elapsed), nil
+	return tp, nil
 }
 
 // replay fills the stream with Events events, then replays them into the
@@ -114,11 +121,14 @@ func (st *stage) replay(ctx context.Context, p *phase) (Replay, error) {
 	if err != nil {
 		return Replay{}, err
 	}
-	start := time.Now()
+	tm := st.startTimer()
 	stats, err := loader.Replay(ctx, p.js, st.conn, loader.ReplayConfig{Database: p.db, BatchSize: st.cfg.ReplayBatch, Logger: st.log})
-	elapsed := time.Since(start)
 	if err != nil {
 		return Replay{}, fmt.Errorf("bench: replay: %w", err)
+	}
+	tp, err := tm.stop(st.cfg.Events)
+	if err != nil {
+		return Replay{}, err
 	}
 	after, err := st.mergeCounters(ctx)
 	if err != nil {
@@ -136,7 +146,7 @@ func (st *stage) replay(ctx context.Context, p *phase) (Replay, error) {
 		return Replay{}, err
 	}
 	return Replay{
-		Throughput: throughput(st.cfg.Events, elapsed), Loaded: loaded,
+		Throughput: tp, Loaded: loaded,
 		Batches: stats.Batches, PartsCreated: stats.Parts, ActiveParts: active,
 		InsertSeconds: stats.InsertSeconds, Merges: after.merges - before.merges, MergedRows: after.rows - before.rows,
 	}, nil

@@ -94,6 +94,9 @@ type Throughput struct {
 	Seconds   float64 `json:"seconds"`
 	PerSecond float64 `json:"per_second"`
 	Peak      Memory  `json:"peak_memory"`
+	// CPU is the processor time both processes used over Seconds (the
+	// timed part of the phase).
+	CPU CPU `json:"cpu"`
 }
 
 func throughput(n int, d time.Duration) Throughput {

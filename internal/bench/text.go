@@ -74,6 +74,19 @@ func (r Report) WriteText(w io.Writer) error {
 	row("  peak memory (process / ClickHouse)", func(res Result) string {
 		return mib(res.Replay.Peak.Process) + " / " + mib(res.Replay.Peak.ClickHouse)
 	})
+	head("Processor time per event while it ran: this process (NATS, publishers, loader) / ClickHouse server")
+	perEvent := func(tp Throughput) string {
+		proc, ch := tp.CPU.PerEvent(tp.Events)
+		return fmt.Sprintf("%.1f / %.1f µs", proc, ch)
+	}
+	row("  raw publish", func(res Result) string { return perEvent(res.RawPublish) })
+	row("  raw fetch", func(res Result) string { return perEvent(res.RawFetch) })
+	row("  raw insert", func(res Result) string { return perEvent(res.RawInsert) })
+	row("  end to end", func(res Result) string { return perEvent(res.EndToEnd.Throughput) })
+	row("  replay", func(res Result) string { return perEvent(res.Replay.Throughput) })
+	row(fmt.Sprintf("  bound at that cost on %d cores: end to end / replay", m.Cores), func(res Result) string {
+		return count(int(res.EndToEnd.CPU.Bound(res.EndToEnd.Events, m.Cores))) + " / " + rate(res.Replay.CPU.Bound(res.Replay.Events, m.Cores), "ev/s")
+	})
 	head(fmt.Sprintf("Latency at %s ev/s for %gs: publish call → visible", count(p.Rate), p.DurationSeconds))
 	row("  achieved rate", func(res Result) string { return rate(res.Latency.AchievedRate, "ev/s") })
 	row("  p50", func(res Result) string { return ms(res.Latency.P50Millis) })
@@ -109,6 +122,7 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Sprintf("Latency: one source publishes what is due every %s through PublishBatch; a poller reads max(source_seq) every %gms. Latency runs from the PublishBatch call that carried an event to the return of the first poll that saw it, so the poll interval (plus the poll's own time) bounds the resolution.", pacerTick, p.PollMillis),
 		fmt.Sprintf("Loader flush interval: %gms in both loader phases (the loader's default is 1s). A batch waits at most that long for more events, so at 1,000 ev/s it inserts about every %gms: lower latency for more and smaller inserts, i.e. more parts for ClickHouse to merge. At high rates batches fill (%d events) before the interval ends.", p.FlushMillis, p.FlushMillis, p.LoaderBatch),
 		"Peak memory: VmHWM of this process (embedded NATS server, publishers, loader, poller) and of the ClickHouse server over the end-to-end and latency phases, reset at each phase's start. The raw phases' peaks (in --format json) include the benchmark's pre-built events or rows.",
+		"Processor time: user and system time of this process and of the ClickHouse server (/proc/PID/stat) over each phase's timed part, divided by its events; ClickHouse's includes its background merges. The bound is the machine's cores divided by the sum: the rate at which that work would use every core, which no overlap can exceed.",
 		"Loader redeliveries are messages that came back after a delivery that was never acknowledged (AckWait is 2m by default); a long tail between all acked and all queryable with redeliveries points at them.",
 	}
 	for _, n := range notes {
