@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -198,6 +199,10 @@ func (r *runner) setting(ctx context.Context, s Sync) (Result, error) {
 	if res.RawInsert, err = measure(ctx, st, "raw-insert", st.rawInsert); err != nil {
 		return res, fmt.Errorf("raw insert: %w", err)
 	}
+	r.cfg.Progress(fmt.Sprintf("%s: raw ClickHouse insert, %d rows in batches of %d", s.Describe(), r.cfg.Events, r.cfg.ReplayBatch))
+	if res.RawInsertReplayBatch, err = measure(ctx, st, "raw-insert-replay-batch", st.rawInsertReplayBatch); err != nil {
+		return res, fmt.Errorf("raw insert: %w", err)
+	}
 	r.cfg.Progress(fmt.Sprintf("%s: end to end, %d events", s.Describe(), r.cfg.Events))
 	if res.EndToEnd, err = measure(ctx, st, "end-to-end", st.endToEnd); err != nil {
 		return res, fmt.Errorf("end to end: %w", err)
@@ -207,12 +212,14 @@ func (r *runner) setting(ctx context.Context, s Sync) (Result, error) {
 		res.EndToEnd.Ratio, res.EndToEnd.Limit = res.EndToEnd.PerSecond/res.RawInsert.PerSecond, "insert"
 	}
 	res.EndToEnd.TargetMet = res.EndToEnd.Ratio >= TargetRatio
+	res.EndToEnd.CostBound = costBound(runtime.NumCPU(), res.RawPublish, res.RawFetch, res.RawInsert)
 	r.cfg.Progress(fmt.Sprintf("%s: replay, %d events in the stream", s.Describe(), r.cfg.Events))
 	if res.Replay, err = measure(ctx, st, "replay", st.replay); err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
 	res.Replay.Ratio = res.Replay.PerSecond / res.RawFetch.PerSecond
 	res.Replay.TargetMet = res.Replay.Ratio >= ReplayTargetRatio
+	res.Replay.CostBound = costBound(runtime.NumCPU(), res.RawFetch, res.RawInsertReplayBatch)
 	r.cfg.Progress(fmt.Sprintf("%s: latency at %d events/s for %s", s.Describe(), r.cfg.Rate, r.cfg.Duration))
 	if res.Latency, err = measure(ctx, st, "latency", st.latency); err != nil {
 		return res, fmt.Errorf("latency: %w", err)
@@ -242,7 +249,10 @@ func measure[T any, P withPeak[T]](ctx context.Context, st *stage, name string, 
 	if !resetPeaks(pid) {
 		st.resetOK = false
 	}
-	if out, err = run(ctx, p); err != nil {
+	// Samples of a CPU profile (airtally bench --cpu-profile) carry the
+	// phase's name.
+	pprof.Do(ctx, pprof.Labels("phase", name), func(ctx context.Context) { out, err = run(ctx, p) })
+	if err != nil {
 		return out, err
 	}
 	peak, err := readPeaks(pid)

@@ -38,12 +38,12 @@ func TestRunTiny(t *testing.T) {
 	if len(rep.Results) != 2 || rep.Results[0].Sync != SyncInterval || rep.Results[1].Sync != SyncAlways {
 		t.Fatalf("results for %v, want interval then always", syncsOf(rep.Results))
 	}
-	if len(progress) != 1+2*6 {
+	if len(progress) != 1+2*7 {
 		t.Errorf("progress lines %q, want one for ClickHouse and one per phase", progress)
 	}
 	for _, res := range rep.Results {
 		t.Run(string(res.Sync), func(t *testing.T) {
-			for name, tp := range map[string]Throughput{"raw publish": res.RawPublish, "raw fetch": res.RawFetch, "raw insert": res.RawInsert,
+			for name, tp := range map[string]Throughput{"raw publish": res.RawPublish, "raw fetch": res.RawFetch, "raw insert": res.RawInsert, "raw insert, replay batches": res.RawInsertReplayBatch,
 				"end to end": res.EndToEnd.Throughput, "replay": res.Replay.Throughput} {
 				if tp.Events != events || tp.Seconds <= 0 || tp.PerSecond <= 0 {
 					t.Errorf("%s: %+v, want %d events over a positive time", name, tp, events)

@@ -40,6 +40,24 @@ func (c CPU) Bound(n, cores int) float64 {
 	return 0
 }
 
+// costBound is the events per second cores could sustain if each event
+// cost the sum of what one event (or message, or row) of each of phases
+// cost, and nothing else: an upper bound for a pipeline that does at least
+// that work per event on the same cores (0 when a cost is unknown).
+func costBound(cores int, phases ...Throughput) float64 {
+	total := 0.0
+	for _, tp := range phases {
+		if tp.Events <= 0 {
+			return 0
+		}
+		total += (tp.CPU.Process + tp.CPU.ClickHouse) / float64(tp.Events)
+	}
+	if total <= 0 {
+		return 0
+	}
+	return float64(cores) / total
+}
+
 // readCPU reads the processor time of this process and of pid.
 func readCPU(pid int) (CPU, error) {
 	self, err := cpuSeconds("/proc/self/stat")

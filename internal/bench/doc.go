@@ -17,8 +17,9 @@
 //     with an ordered consumer (the one replay uses) and nothing done
 //     with them: JetStream's read rate alone.
 //  3. Raw insert: the same kind of events as rows of the events table,
-//     inserted with PrepareBatch naming the columns, Config.InsertBatch rows
-//     per insert.
+//     inserted as the loader does (PrepareBatch naming the columns, a
+//     column at a time), Config.InsertBatch rows per insert; and again in
+//     batches of Config.ReplayBatch rows, the replay's.
 //  4. End to end: the real publisher (PublishBatch; Config.Sources sources
 //     at once) and the real loader; the clock runs from the first publish
 //     to the first count() of the run's events that reaches Config.Events.
@@ -39,6 +40,13 @@
 //     through /proc/PID/clear_refs; a setting's peak is that of phases 4
 //     and 6, where the live pipeline runs (the raw and replay phases hold
 //     the benchmark's pre-built events; the replay phase reports its own).
+//
+// Processor time: each phase's timed part records the user and system
+// time of this process and of the ClickHouse server, reported per event,
+// with the rate at which that work would take every core. From the raw
+// phases' costs alone it also reports the most the cores allow any
+// pipeline that does that work: end to end one publish, one fetch and
+// one insert per event; replay one fetch and one insert.
 //
 // No figure is asserted: the report states the targets (end to end at
 // least 80% of the slower raw limit; replay at least 70% of the raw fetch

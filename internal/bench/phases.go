@@ -43,6 +43,16 @@ func (st *stage) rawPublish(ctx context.Context, p *phase) (Throughput, error) {
 // InsertBatch, one after the other: ClickHouse's insert rate alone. The rows
 // are built before the clock starts.
 func (st *stage) rawInsert(ctx context.Context, p *phase) (Throughput, error) {
+	return st.rawInsertBatches(ctx, p, st.cfg.InsertBatch)
+}
+
+// rawInsertReplayBatch is rawInsert in batches of ReplayBatch rows, the
+// replay's.
+func (st *stage) rawInsertReplayBatch(ctx context.Context, p *phase) (Throughput, error) {
+	return st.rawInsertBatches(ctx, p, st.cfg.ReplayBatch)
+}
+
+func (st *stage) rawInsertBatches(ctx context.Context, p *phase, size int) (Throughput, error) {
 	ins, err := loader.NewDirectInserter(ctx, st.conn, p.db)
 	if err != nil {
 		return Throughput{}, fmt.Errorf("bench: %w", err)
@@ -53,8 +63,8 @@ func (st *stage) rawInsert(ctx context.Context, p *phase) (Throughput, error) {
 		return Throughput{}, fmt.Errorf("bench: %w", err)
 	}
 	tm := st.startTimer()
-	for first := 0; first < len(rows); first += st.cfg.InsertBatch {
-		if err := ins.Insert(ctx, rows[first:min(first+st.cfg.InsertBatch, len(rows))]); err != nil {
+	for first := 0; first < len(rows); first += size {
+		if err := ins.Insert(ctx, rows[first:min(first+size, len(rows))]); err != nil {
 			return Throughput{}, fmt.Errorf("bench: %w", err)
 		}
 	}

@@ -75,6 +75,8 @@ type Result struct {
 	// RawInsert: ClickHouse insert rate alone (batch inserts into the
 	// events table).
 	RawInsert Throughput `json:"raw_insert"`
+	// RawInsertReplayBatch is RawInsert in batches of the replay's size.
+	RawInsertReplayBatch Throughput `json:"raw_insert_replay_batch"`
 	// EndToEnd: publisher → JetStream → loader → rows queryable.
 	EndToEnd EndToEnd `json:"end_to_end"`
 	// Replay: Events events already in the stream replayed into a fresh
@@ -116,6 +118,11 @@ type EndToEnd struct {
 	// Spooled counts events the publishers spooled instead of publishing
 	// (JetStream did not take them in time); they were forwarded later.
 	Spooled int `json:"spooled"`
+	// CostBound is the rate the raw phases' processor time allows on this
+	// machine's cores: one raw publish, one raw fetch and one raw insert
+	// per event, nothing else (costBound). The loader's durable consumer
+	// and acks cost more than the raw fetch, so it is an upper bound.
+	CostBound float64 `json:"raw_cost_bound"`
 	// Ratio is PerSecond over the slower raw limit (Limit names it:
 	// "publish" or "insert").
 	Ratio     float64 `json:"ratio_to_slower_raw_limit"`
@@ -142,6 +149,10 @@ type Replay struct {
 	// counters of system.events; the run's server does nothing else).
 	Merges     uint64 `json:"merges"`
 	MergedRows uint64 `json:"merged_rows"`
+	// CostBound is the rate the raw phases' processor time allows on this
+	// machine's cores: one raw fetch and one raw insert (in batches of the
+	// replay's size) per event, no decoding, no read-back (costBound).
+	CostBound float64 `json:"raw_cost_bound"`
 	// Ratio is PerSecond over the raw fetch rate; TargetMet when it is at
 	// least ReplayTargetRatio.
 	Ratio     float64 `json:"ratio_to_raw_fetch"`

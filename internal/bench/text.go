@@ -42,6 +42,9 @@ func (r Report) WriteText(w io.Writer) error {
 	row(fmt.Sprintf("  JetStream publish alone (async, window %d)", p.Window), func(res Result) string { return rate(res.RawPublish.PerSecond, "ev/s") })
 	row(fmt.Sprintf("  JetStream fetch alone (ordered consumer, pulls of %d)", loader.DefaultReplayPullMessages), func(res Result) string { return rate(res.RawFetch.PerSecond, "msg/s") })
 	row(fmt.Sprintf("  ClickHouse insert alone (batches of %d)", p.InsertBatch), func(res Result) string { return rate(res.RawInsert.PerSecond, "rows/s") })
+	row(fmt.Sprintf("  ClickHouse insert alone (batches of %s, the replay's)", count(p.ReplayBatch)), func(res Result) string {
+		return rate(res.RawInsertReplayBatch.PerSecond, "rows/s")
+	})
 	head(fmt.Sprintf("End to end, %s events: publisher → JetStream → loader → queryable", count(p.Events)))
 	row("  sustained throughput", func(res Result) string { return rate(res.EndToEnd.PerSecond, "ev/s") })
 	row(fmt.Sprintf("  ÷ slower raw limit (target ≥ %.0f%%)", 100*TargetRatio), func(res Result) string {
@@ -62,8 +65,8 @@ func (r Report) WriteText(w io.Writer) error {
 	row(fmt.Sprintf("  ÷ raw fetch (target ≥ %.0f%%)", 100*ReplayTargetRatio), func(res Result) string {
 		return fmt.Sprintf("%.0f%%: %s", 100*res.Replay.Ratio, met(res.Replay.TargetMet))
 	})
-	row("  ÷ raw insert", func(res Result) string {
-		return fmt.Sprintf("%.0f%%", 100*res.Replay.PerSecond/res.RawInsert.PerSecond)
+	row("  ÷ raw insert in batches of the replay's size", func(res Result) string {
+		return fmt.Sprintf("%.0f%%", 100*res.Replay.PerSecond/res.RawInsertReplayBatch.PerSecond)
 	})
 	row("  batches / waiting for inserts", func(res Result) string {
 		return fmt.Sprintf("%d / %.1f s", res.Replay.Batches, res.Replay.InsertSeconds)
@@ -81,11 +84,19 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	row("  raw publish", func(res Result) string { return perEvent(res.RawPublish) })
 	row("  raw fetch", func(res Result) string { return perEvent(res.RawFetch) })
-	row("  raw insert", func(res Result) string { return perEvent(res.RawInsert) })
+	row("  raw insert / in the replay's batches", func(res Result) string {
+		return perEvent(res.RawInsert) + ", " + perEvent(res.RawInsertReplayBatch)
+	})
 	row("  end to end", func(res Result) string { return perEvent(res.EndToEnd.Throughput) })
 	row("  replay", func(res Result) string { return perEvent(res.Replay.Throughput) })
 	row(fmt.Sprintf("  bound at that cost on %d cores: end to end / replay", m.Cores), func(res Result) string {
 		return count(int(res.EndToEnd.CPU.Bound(res.EndToEnd.Events, m.Cores))) + " / " + rate(res.Replay.CPU.Bound(res.Replay.Events, m.Cores), "ev/s")
+	})
+	row("  bound by the raw costs alone: end to end (publish + fetch + insert)", func(res Result) string {
+		return fmt.Sprintf("%s: %.0f%% of %s", rate(res.EndToEnd.CostBound, "ev/s"), 100*res.EndToEnd.CostBound/slower(res), res.EndToEnd.Limit)
+	})
+	row("  bound by the raw costs alone: replay (fetch + insert)", func(res Result) string {
+		return fmt.Sprintf("%s: %.0f%% of raw fetch", rate(res.Replay.CostBound, "ev/s"), 100*res.Replay.CostBound/res.RawFetch.PerSecond)
 	})
 	head(fmt.Sprintf("Latency at %s ev/s for %gs: publish call → visible", count(p.Rate), p.DurationSeconds))
 	row("  achieved rate", func(res Result) string { return rate(res.Latency.AchievedRate, "ev/s") })
@@ -122,7 +133,7 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Sprintf("Latency: one source publishes what is due every %s through PublishBatch; a poller reads max(source_seq) every %gms. Latency runs from the PublishBatch call that carried an event to the return of the first poll that saw it, so the poll interval (plus the poll's own time) bounds the resolution.", pacerTick, p.PollMillis),
 		fmt.Sprintf("Loader flush interval: %gms in both loader phases (the loader's default is 1s). A batch waits at most that long for more events, so at 1,000 ev/s it inserts about every %gms: lower latency for more and smaller inserts, i.e. more parts for ClickHouse to merge. At high rates batches fill (%d events) before the interval ends.", p.FlushMillis, p.FlushMillis, p.LoaderBatch),
 		"Peak memory: VmHWM of this process (embedded NATS server, publishers, loader, poller) and of the ClickHouse server over the end-to-end and latency phases, reset at each phase's start. The raw phases' peaks (in --format json) include the benchmark's pre-built events or rows.",
-		"Processor time: user and system time of this process and of the ClickHouse server (/proc/PID/stat) over each phase's timed part, divided by its events; ClickHouse's includes its background merges. The bound is the machine's cores divided by the sum: the rate at which that work would use every core, which no overlap can exceed.",
+		"Processor time: user and system time of this process and of the ClickHouse server (/proc/PID/stat) over each phase's timed part, divided by its events; ClickHouse's includes its background merges. The bound is the machine's cores divided by the sum: the rate at which that work would use every core, which no overlap can exceed. The bounds by the raw costs add up what one event costs in the raw phases alone (one publish, one fetch, one insert; no decoding, no read-back, no acks): no pipeline doing at least that work on these cores can be faster, whatever its design.",
 		"Loader redeliveries are messages that came back after a delivery that was never acknowledged (AckWait is 2m by default); a long tail between all acked and all queryable with redeliveries points at them.",
 	}
 	for _, n := range notes {
@@ -200,4 +211,12 @@ func count(n int) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// slower is the slower raw limit of the end-to-end ratio.
+func slower(res Result) float64 {
+	if res.EndToEnd.Limit == "insert" {
+		return res.RawInsert.PerSecond
+	}
+	return res.RawPublish.PerSecond
 }

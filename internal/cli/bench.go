@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "bench")
 	var logs logFlags
 	var cfg bench.Config
-	var syncs, format string
+	var syncs, format, profile string
 	fs.IntVar(&cfg.Events, "events", bench.DefaultEvents, "events of each throughput phase (raw publish, raw insert, end to end)")
 	fs.IntVar(&cfg.Rate, "rate", bench.DefaultRate, "paced rate of the latency phase, events per second")
 	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "how long the latency phase publishes at --rate")
@@ -31,6 +32,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", bench.DefaultFlushInterval, "the loader's flush interval in the end-to-end and latency phases")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", bench.DefaultPollInterval, "how often the latency phase polls ClickHouse (bounds the latency resolution)")
 	fs.StringVar(&format, "format", "text", "output format: text or json")
+	fs.StringVar(&profile, "cpu-profile", "", "write a CPU profile of this process (NATS, publishers, loader, replay) over the run to this file, for go tool pprof; samples carry a phase label (-tagfocus phase=replay)")
 	logs.register(fs, filepath.Join(os.TempDir(), "airtally-bench.log"))
 	if err := parse(fs, args); err != nil {
 		return err
@@ -60,6 +62,13 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	start := time.Now()
 	cfg.Progress = func(s string) { fmt.Fprintf(env.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), s) }
 
+	if profile != "" {
+		stop, err := startCPUProfile(profile)
+		if err != nil {
+			return userErr(err, "the CPU profile file cannot be written")
+		}
+		defer stop()
+	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -73,4 +82,20 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		return enc.Encode(rep)
 	}
 	return rep.WriteText(env.Stdout)
+}
+
+// startCPUProfile profiles this process into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cli: cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cli: cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
