@@ -45,8 +45,8 @@ func TestConfigValidate(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	c := Config{Database: "airtally"}.WithDefaults()
 	cc := c.ConsumerConfig()
-	if cc.Durable != "clickhouse-loader" || cc.AckWait != 2*time.Minute || cc.MaxAckPending != 20000 ||
-		cc.MaxDeliver != -1 || cc.FilterSubject != "drtv.v1.>" || c.BatchSize != 5000 || c.BatchBytes != 8<<20 ||
+	if cc.Durable != "clickhouse-loader" || cc.AckWait != 2*time.Minute || cc.MaxAckPending != 100000 ||
+		cc.MaxDeliver != -1 || cc.FilterSubject != "drtv.v1.>" || c.BatchSize != 20000 || c.BatchBytes != 16<<20 ||
 		c.FlushInterval != time.Second {
 		t.Fatalf("defaults: %+v, consumer %+v", c, cc)
 	}

@@ -199,9 +199,12 @@ func (r *runner) setting(ctx context.Context, s Sync) (Result, error) {
 	if res.RawInsert, err = measure(ctx, st, "raw-insert", st.rawInsert); err != nil {
 		return res, fmt.Errorf("raw insert: %w", err)
 	}
-	r.cfg.Progress(fmt.Sprintf("%s: raw ClickHouse insert, %d rows in batches of %d", s.Describe(), r.cfg.Events, r.cfg.ReplayBatch))
-	if res.RawInsertReplayBatch, err = measure(ctx, st, "raw-insert-replay-batch", st.rawInsertReplayBatch); err != nil {
-		return res, fmt.Errorf("raw insert: %w", err)
+	res.RawInsertReplayBatch = res.RawInsert
+	if r.cfg.ReplayBatch != r.cfg.InsertBatch {
+		r.cfg.Progress(fmt.Sprintf("%s: raw ClickHouse insert, %d rows in batches of %d", s.Describe(), r.cfg.Events, r.cfg.ReplayBatch))
+		if res.RawInsertReplayBatch, err = measure(ctx, st, "raw-insert-replay-batch", st.rawInsertReplayBatch); err != nil {
+			return res, fmt.Errorf("raw insert: %w", err)
+		}
 	}
 	r.cfg.Progress(fmt.Sprintf("%s: end to end, %d events", s.Describe(), r.cfg.Events))
 	if res.EndToEnd, err = measure(ctx, st, "end-to-end", st.endToEnd); err != nil {

@@ -69,7 +69,7 @@ const (
 	DefaultFlushInterval = 100 * time.Millisecond
 	DefaultPollInterval  = 10 * time.Millisecond
 	DefaultWindow        = 4096
-	DefaultInsertBatch   = 5000
+	DefaultInsertBatch   = loader.DefaultBatchSize
 	DefaultPublishBatch  = 1000
 	DefaultSources       = 4
 	DefaultPhaseTimeout  = 5 * time.Minute
@@ -108,7 +108,7 @@ type Config struct {
 	// publish phase; default 4096 (the publisher's own window).
 	Window int
 	// InsertBatch is the rows per insert of the raw insert phase; default
-	// 5000 (the loader's default batch size).
+	// the loader's default batch size (20000).
 	InsertBatch int
 	// PublishBatch is the events per Publisher.PublishBatch call in the
 	// end-to-end phase; default 1000.

@@ -75,7 +75,8 @@ type Result struct {
 	// RawInsert: ClickHouse insert rate alone (batch inserts into the
 	// events table).
 	RawInsert Throughput `json:"raw_insert"`
-	// RawInsertReplayBatch is RawInsert in batches of the replay's size.
+	// RawInsertReplayBatch is RawInsert in batches of the replay's size
+	// (RawInsert itself when the sizes are equal).
 	RawInsertReplayBatch Throughput `json:"raw_insert_replay_batch"`
 	// EndToEnd: publisher → JetStream → loader → rows queryable.
 	EndToEnd EndToEnd `json:"end_to_end"`
