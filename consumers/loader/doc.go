@@ -9,8 +9,9 @@
 //
 //   - A valid event becomes one row: the event's fields plus the stream
 //     sequence and storage time from the message metadata and the load time.
-//     The row is built and checked before it is appended, because a failed
-//     Append spoils a clickhouse-go batch.
+//     The row is checked against every column's range when it is decoded,
+//     because a failed Append spoils a clickhouse-go batch; an insert then
+//     appends the batch a column at a time (one typed slice per column).
 //   - The read-back (verify.go) asks the table for the batch's keys in one
 //     query. ClickHouse 18.16, shut down while an insert's data is on its
 //     way, answers the insert as done with nothing stored; a batch not
@@ -40,8 +41,8 @@
 //
 // Replay rebuilds the tables in a fresh database from the events stream with
 // the same decoding, rows and inserts, without touching the live database or
-// the durable consumer. It reads, decodes and inserts in a pipeline, in
-// larger batches than the loader, inserting strictly in stream order (a
+// the durable consumer. It reads, decodes and inserts in a pipeline,
+// inserting strictly in stream order (a
 // batch's projection rows before its events rows), so that a replay stopped
 // anywhere resumes after the highest stream sequence in the events table
 // and loads every event once.
