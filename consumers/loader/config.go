@@ -16,11 +16,11 @@ import (
 // Defaults of Config.
 const (
 	DefaultConsumer = "clickhouse-loader"
-	// DefaultBatchSize: ClickHouse 18.16 spends about 60 ms of processor
+	// DefaultBatchSize: ClickHouse 18.16 spends 30 to 60 ms of processor
 	// time on every insert into the events table, whatever its size, and
 	// about 1.5 µs a row: 20,000-row inserts cost it a third of 5,000-row
 	// ones per row, and a loader draining a backlog loads about twice as
-	// fast (docs/durability.md, "Replay"). Below the batch size a batch is
+	// fast (docs/durability.md, "Where the time goes"). Below the batch size a batch is
 	// cut by FlushInterval, so latency at ordinary rates is unchanged.
 	DefaultBatchSize       = 20000
 	DefaultBatchBytes      = 16 << 20
