@@ -30,31 +30,35 @@ func (e *appendError) Unwrap() error { return e.err }
 // the table holds them. It prepares a fresh batch on every call and always
 // releases it; a batch is never reused after Send, nor after a failed
 // Append.
-func insertRows(ctx context.Context, conn driver.Conn, query string, rows [][]any, check *storedCheck) (err error) {
-	if len(rows) == 0 {
+func insertRows(ctx context.Context, conn driver.Conn, query string, rows [][]any, check *storedCheck) error {
+	return insertBatch(ctx, conn, query, len(rows), check, func(batch driver.Batch) error {
+		for i, row := range rows {
+			if err := batch.Append(row...); err != nil {
+				return &appendError{what: fmt.Sprintf("row %d", i), err: err}
+			}
+		}
 		return nil
-	}
-	batch, err := conn.PrepareBatch(ctx, query)
-	if err != nil {
-		return fmt.Errorf("loader: prepare batch: %w", err)
-	}
-	defer func() {
-		if !batch.IsSent() {
-			_ = batch.Abort()
-		}
-	}()
-	for i, row := range rows {
-		if err := batch.Append(row...); err != nil {
-			return &appendError{what: fmt.Sprintf("row %d", i), err: err}
-		}
-	}
-	return send(ctx, conn, batch, len(rows), check)
+	})
 }
 
 // insertBlock is insertRows for the events table: cols are the table's
 // columns that query names and values their values (from block), appended
 // a column at a time.
-func insertBlock(ctx context.Context, conn driver.Conn, query string, cols []column, values []any, n int, check *storedCheck) (err error) {
+func insertBlock(ctx context.Context, conn driver.Conn, query string, cols []column, values []any, n int, check *storedCheck) error {
+	return insertBatch(ctx, conn, query, n, check, func(batch driver.Batch) error {
+		for i, v := range values {
+			if err := batch.Column(i).Append(v); err != nil {
+				return &appendError{what: "column " + cols[i].name, err: err}
+			}
+		}
+		return nil
+	})
+}
+
+// insertBatch prepares a fresh batch for query, lets fill append its n
+// rows, sends it and runs check (nil: none). The batch is always
+// released: aborted unless it was sent.
+func insertBatch(ctx context.Context, conn driver.Conn, query string, n int, check *storedCheck, fill func(driver.Batch) error) error {
 	if n == 0 {
 		return nil
 	}
@@ -67,16 +71,9 @@ func insertBlock(ctx context.Context, conn driver.Conn, query string, cols []col
 			_ = batch.Abort()
 		}
 	}()
-	for i, v := range values {
-		if err := batch.Column(i).Append(v); err != nil {
-			return &appendError{what: "column " + cols[i].name, err: err}
-		}
+	if err := fill(batch); err != nil {
+		return err
 	}
-	return send(ctx, conn, batch, n, check)
-}
-
-// send sends a batch of n rows, then runs check (nil: none).
-func send(ctx context.Context, conn driver.Conn, batch driver.Batch, n int, check *storedCheck) error {
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("loader: send batch of %d rows: %w", n, err)
 	}

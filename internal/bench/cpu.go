@@ -30,16 +30,6 @@ func (c CPU) PerEvent(n int) (process, clickhouse float64) {
 	return 1e6 * c.Process / float64(n), 1e6 * c.ClickHouse / float64(n)
 }
 
-// Bound is the events per second that cores could sustain if every event
-// cost what the n events of c did: the rate at which the phase's work
-// would take all of the machine's processor time.
-func (c CPU) Bound(n, cores int) float64 {
-	if total := c.Process + c.ClickHouse; total > 0 {
-		return float64(cores) * float64(n) / total
-	}
-	return 0
-}
-
 // costBound is the events per second cores could sustain if each event
 // cost the sum of what one event (or message, or row) of each of phases
 // cost, and nothing else: an upper bound for a pipeline that does at least
@@ -85,8 +75,11 @@ func cpuSeconds(path string) (float64, error) {
 	// after its closing parenthesis (state is field 3, utime 14, stime 15).
 	s := string(b)
 	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("bench: unexpected %s", path)
+	}
 	f := strings.Fields(s[end+1:])
-	if end < 0 || len(f) < 13 {
+	if len(f) < 13 {
 		return 0, fmt.Errorf("bench: unexpected %s", path)
 	}
 	var ticks uint64

@@ -25,16 +25,25 @@ func TestCPUSeconds(t *testing.T) {
 		t.Error("a truncated stat file was read")
 	}
 
-	// This process's own time grows while it works.
+	// This process's own time grows while it works: spin until it has
+	// grown by 0.1 s (however loaded the machine), or fail after 10 s.
 	before, err := cpuSeconds("/proc/self/stat")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
-	}
-	after, err := cpuSeconds("/proc/self/stat")
-	if err != nil || after-before < 0.1 {
-		t.Errorf("300 ms of spinning counted %g s (%v)", after-before, err)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		after, err := cpuSeconds("/proc/self/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after-before >= 0.1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s of spinning counted %g s of processor time", after-before)
+		}
+		for end := time.Now().Add(10 * time.Millisecond); time.Now().Before(end); {
+		}
 	}
 }
 
@@ -44,10 +53,14 @@ func TestCPUPerEventAndBound(t *testing.T) {
 		t.Errorf("PerEvent = %g, %g µs; want 15, 5", p, ch)
 	}
 	// 20 µs an event on 2 cores: 100,000 events a second use both.
-	if b := c.Bound(100_000, 2); !near(b, 100_000) {
-		t.Errorf("Bound = %g, want 100000", b)
+	if b := costBound(2, Throughput{Events: 100_000, CPU: c}); !near(b, 100_000) {
+		t.Errorf("costBound = %g, want 100000", b)
 	}
-	if b := (CPU{}).Bound(10, 2); b != 0 {
-		t.Errorf("Bound of no time = %g, want 0 (unknown)", b)
+	if b := costBound(2, Throughput{Events: 10}); b != 0 {
+		t.Errorf("costBound of no time = %g, want 0 (unknown)", b)
+	}
+	// Costs add up: two phases of 20 µs an event allow half the rate.
+	if b := costBound(2, Throughput{Events: 100_000, CPU: c}, Throughput{Events: 50_000, CPU: CPU{Process: 1}}); !near(b, 50_000) {
+		t.Errorf("costBound of two phases = %g, want 50000", b)
 	}
 }

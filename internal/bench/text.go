@@ -90,7 +90,7 @@ func (r Report) WriteText(w io.Writer) error {
 	row("  end to end", func(res Result) string { return perEvent(res.EndToEnd.Throughput) })
 	row("  replay", func(res Result) string { return perEvent(res.Replay.Throughput) })
 	row(fmt.Sprintf("  bound at that cost on %d cores: end to end / replay", m.Cores), func(res Result) string {
-		return count(int(res.EndToEnd.CPU.Bound(res.EndToEnd.Events, m.Cores))) + " / " + rate(res.Replay.CPU.Bound(res.Replay.Events, m.Cores), "ev/s")
+		return count(int(costBound(m.Cores, res.EndToEnd.Throughput))) + " / " + rate(costBound(m.Cores, res.Replay.Throughput), "ev/s")
 	})
 	row("  bound by the raw costs alone: end to end (publish + fetch + insert)", func(res Result) string {
 		return fmt.Sprintf("%s: %.0f%% of %s", rate(res.EndToEnd.CostBound, "ev/s"), 100*res.EndToEnd.CostBound/slower(res), res.EndToEnd.Limit)
